@@ -1,0 +1,129 @@
+//! Batch sizes and the sampling of batch indices.
+
+use rand::{Rng, RngExt};
+
+/// The batch size after one growth step: `K + max(1, ⌈rate·K⌉)`, capped at `n_total`.
+///
+/// The ceiling forgives the rounding error of `rate·K` (so `0.1 · 30` grows by 3, not 4).
+pub(crate) fn grown_size(k: usize, rate: f64, n_total: usize) -> usize {
+    let x = rate * k as f64;
+    let nearest = x.round();
+    let inc = if (x - nearest).abs() <= 1e-9 * nearest.max(1.0) { nearest } else { x.ceil() };
+    // `inc` is finite and ≥ 0 for validated `rate`; the cast saturates anyway.
+    let inc = (inc as usize).max(1);
+    k.saturating_add(inc).min(n_total)
+}
+
+/// Draws batches of distinct indices from `0..n` by a partial Fisher–Yates shuffle of one
+/// permutation, kept across draws.
+///
+/// [`draw`](Self::draw) starts a fresh batch (an independent uniform draw without
+/// replacement); [`extend`](Self::extend) adds new indices, distinct from those already in
+/// the batch. Both cost O(new indices) and never allocate.
+#[derive(Debug, Clone)]
+pub(crate) struct Sampler {
+    perm: Vec<usize>,
+    len: usize,
+}
+
+impl Sampler {
+    pub(crate) fn new(n: usize) -> Self {
+        Sampler { perm: (0..n).collect(), len: 0 }
+    }
+
+    /// Starts a new batch of `k` (capped at `n`) indices.
+    pub(crate) fn draw<R: Rng + ?Sized>(&mut self, k: usize, rng: &mut R) -> &[usize] {
+        self.len = 0;
+        self.extend(k, rng)
+    }
+
+    /// Grows the batch to `k` (capped at `n`) indices; returns only the new ones.
+    pub(crate) fn extend<R: Rng + ?Sized>(&mut self, k: usize, rng: &mut R) -> &[usize] {
+        let n = self.perm.len();
+        let k = k.min(n);
+        let start = self.len;
+        if k == n {
+            // Every index is taken: no random numbers needed.
+            self.len = n;
+        } else {
+            for j in start..k {
+                let r = rng.random_range(j..n);
+                self.perm.swap(j, r);
+            }
+            self.len = self.len.max(k);
+        }
+        &self.perm[start.min(self.len)..self.len]
+    }
+
+    /// The current batch.
+    pub(crate) fn batch(&self) -> &[usize] {
+        &self.perm[..self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{SeedableRng, rngs::Xoshiro256PlusPlus};
+
+    #[test]
+    fn growth_arithmetic_and_cap() {
+        assert_eq!(grown_size(10, 0.1, 1000), 11);
+        assert_eq!(grown_size(30, 0.1, 1000), 33, "0.1·30 is 3 despite rounding");
+        assert_eq!(grown_size(31, 0.1, 1000), 35, "⌈3.1⌉ = 4");
+        assert_eq!(grown_size(2, 0.1, 1000), 3, "at least one sample");
+        assert_eq!(grown_size(100, 0.5, 1000), 150);
+        assert_eq!(grown_size(100, 2.0, 1000), 300);
+        assert_eq!(grown_size(990, 0.1, 1000), 1000, "capped at N");
+        assert_eq!(grown_size(1000, 0.1, 1000), 1000);
+        assert_eq!(grown_size(usize::MAX - 1, 1.0, usize::MAX), usize::MAX);
+        // Repeated growth from 10 by 10 %: 11, 13 (⌈1.1⌉ = 2), 15, 17, 19, 21, 24, ...
+        let mut k = 10;
+        let mut seq = vec![];
+        for _ in 0..7 {
+            k = grown_size(k, 0.1, 1000);
+            seq.push(k);
+        }
+        assert_eq!(seq, vec![11, 13, 15, 17, 19, 21, 24]);
+    }
+
+    #[test]
+    fn batches_are_distinct_and_grow_without_repeats() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(9);
+        let mut s = Sampler::new(50);
+        for _ in 0..20 {
+            s.draw(7, &mut rng);
+            let new = s.extend(20, &mut rng).len();
+            assert_eq!(new, 13);
+            let mut b = s.batch().to_vec();
+            assert_eq!(b.len(), 20);
+            b.sort_unstable();
+            b.dedup();
+            assert_eq!(b.len(), 20, "no index repeats inside a batch");
+            assert!(b.iter().all(|&i| i < 50));
+        }
+        assert_eq!(s.extend(80, &mut rng).len(), 30, "capped at n");
+        assert_eq!(s.extend(80, &mut rng).len(), 0);
+        let mut all = s.batch().to_vec();
+        all.sort_unstable();
+        assert_eq!(all, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn draws_are_roughly_uniform() {
+        // Each of 10 indices should appear in a batch of 3 with probability 0.3.
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(11);
+        let mut s = Sampler::new(10);
+        let mut hits = [0usize; 10];
+        let trials = 20_000;
+        for _ in 0..trials {
+            for &i in s.draw(3, &mut rng) {
+                hits[i] += 1;
+            }
+        }
+        for h in hits {
+            let p = h as f64 / trials as f64;
+            assert!((p - 0.3).abs() < 0.015, "frequency {p}");
+        }
+    }
+}

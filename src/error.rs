@@ -1,0 +1,145 @@
+//! The crate's error type.
+
+use ndarray::Array1;
+
+use crate::float::Float;
+
+/// Everything that can go wrong in the crate.
+///
+/// Errors raised during a run carry the last finite iterate (`last_iterate`), stored as `f64`
+/// so that the type does not depend on the float type of the run: widening `f32` to `f64` is
+/// exact, and [`Error::last_iterate`] narrows it back without loss.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration parameter is outside its allowed range.
+    #[error("invalid parameter `{name}` = {value}: must be {allowed}")]
+    InvalidParameter {
+        /// The parameter's name, as its builder setter is called.
+        name: &'static str,
+        /// The rejected value, as text.
+        value: String,
+        /// The allowed range, in words.
+        allowed: &'static str,
+    },
+
+    /// An array has the wrong length.
+    #[error("dimension mismatch in {what}: expected length {expected}, got {got}")]
+    DimensionMismatch {
+        /// Which array (for example `"w0"`).
+        what: &'static str,
+        /// The length the objective asks for.
+        expected: usize,
+        /// The length that was passed.
+        got: usize,
+    },
+
+    /// The objective has no samples or no parameters.
+    #[error("empty objective: {n_samples} samples and dimension {dim} (both must be at least 1)")]
+    EmptyObjective {
+        /// `Objective::n_samples()`.
+        n_samples: usize,
+        /// `Objective::dim()`.
+        dim: usize,
+    },
+
+    /// An input array holds a NaN or an infinity.
+    #[error("non-finite value {value} in {what} at index {index}")]
+    NonFiniteInput {
+        /// Which input (for example `"w0"`).
+        what: &'static str,
+        /// The index of the first offending entry.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+
+    /// A quantity computed during a run is NaN or infinite; the run stopped.
+    #[error(
+        "non-finite {what} at iteration {iteration}; the run stopped and kept the last finite iterate"
+    )]
+    NonFinite {
+        /// Which quantity: `"loss"`, `"gradient"`, `"variance"`, `"step size"`, `"iterate"`, ...
+        what: &'static str,
+        /// The iteration at which it appeared (0-based).
+        iteration: usize,
+        /// The last iterate at which everything was finite, widened to `f64`.
+        last_iterate: Vec<f64>,
+    },
+
+    /// Backtracking found no step that decreases the batch loss enough.
+    #[error(
+        "line search failed at iteration {iteration} after {backtracks} backtracks \
+         (no sufficient decrease of the batch loss; the gradient may be below what the \
+         precision of the loss can resolve: consider a larger `tolerance`)"
+    )]
+    LineSearchFailed {
+        /// The iteration at which it happened (0-based).
+        iteration: usize,
+        /// How many times the step was shrunk.
+        backtracks: usize,
+        /// The iterate at which the search started (unchanged), widened to `f64`.
+        last_iterate: Vec<f64>,
+    },
+}
+
+impl Error {
+    /// The last good iterate carried by a run-time error, narrowed back to `F` (exactly).
+    ///
+    /// `None` for errors raised before a run starts.
+    ///
+    /// # Example
+    /// ```
+    /// use bigbatch::Error;
+    /// let e = Error::NonFinite { what: "loss", iteration: 3, last_iterate: vec![1.5, -2.0] };
+    /// let w = e.last_iterate::<f32>().unwrap();
+    /// assert_eq!(w.to_vec(), vec![1.5f32, -2.0]);
+    /// ```
+    pub fn last_iterate<F: Float>(&self) -> Option<Array1<F>> {
+        match self {
+            Error::NonFinite { last_iterate, .. } | Error::LineSearchFailed { last_iterate, .. } => {
+                Some(last_iterate.iter().map(|&x| F::lit(x)).collect())
+            }
+            _ => None,
+        }
+    }
+
+    /// Fills the carried iterate of a run-time error if it is still empty.
+    pub(crate) fn with_iterate<F: Float>(mut self, w: &Array1<F>) -> Self {
+        if let Error::NonFinite { last_iterate, .. } | Error::LineSearchFailed { last_iterate, .. } =
+            &mut self
+        {
+            if last_iterate.is_empty() {
+                *last_iterate = w.iter().map(|x| x.as_f64()).collect();
+            }
+        }
+        self
+    }
+
+    /// An [`Error::InvalidParameter`] for `name`.
+    pub(crate) fn invalid(name: &'static str, value: impl std::fmt::Display, allowed: &'static str) -> Self {
+        Error::InvalidParameter { name, value: value.to_string(), allowed }
+    }
+}
+
+/// `Result` with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks that `value` is finite and inside `(lo, hi)` with the given openness.
+pub(crate) fn check_range(
+    name: &'static str,
+    value: f64,
+    lo: f64,
+    lo_open: bool,
+    hi: f64,
+    hi_open: bool,
+    allowed: &'static str,
+) -> Result<()> {
+    let above = if lo_open { value > lo } else { value >= lo };
+    let below = if hi_open { value < hi } else { value <= hi };
+    if value.is_finite() && above && below {
+        Ok(())
+    } else {
+        Err(Error::invalid(name, value, allowed))
+    }
+}

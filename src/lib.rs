@@ -1,0 +1,109 @@
+//! Big Batch SGD: stochastic optimization of finite sums with adaptive batch sizes,
+//! automatic step sizes and automatic stopping.
+//!
+//! Plain SGD needs a hand-tuned step size and decay schedule because its gradient estimates
+//! stay noisy. Big Batch SGD instead grows the batch until the batch gradient is accurate
+//! relative to its own size:
+//!
+//! ```text
+//! V_B / |B|  ≤  θ² ‖g_B‖²        V_B: variance of the per-sample gradients in the batch
+//! ```
+//!
+//! With that signal-to-noise ratio held, steps can be chosen the way deterministic
+//! optimizers choose them (Armijo backtracking on the batch loss, or a Barzilai–Borwein
+//! curvature estimate), no decay schedule is needed, and the run can stop when the gradient of
+//! a passing batch is small, because that gradient can be trusted. Batches start small, grow as
+//! the iterate nears the optimum, and end as the whole data set if the run goes on long enough.
+//!
+//! # Quick start
+//! Implement [`Objective`] (a loss and a gradient per sample) and call
+//! [`minimize`](BigBatchOptimizer::minimize):
+//! ```
+//! use bigbatch::{BigBatchOptimizer, BigBatchSgd, Objective};
+//! use ndarray::{ArrayRef1, array};
+//!
+//! /// Least squares through the origin: f_i(w) = (w·x_i − y_i)² / 2, with y = 3 x₀ − x₁.
+//! struct Fit { x: Vec<[f64; 2]>, y: Vec<f64> }
+//!
+//! impl Objective for Fit {
+//!     fn n_samples(&self) -> usize { self.y.len() }
+//!     fn dim(&self) -> usize { 2 }
+//!     fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
+//!         let r = w[0] * self.x[i][0] + w[1] * self.x[i][1] - self.y[i];
+//!         0.5 * r * r
+//!     }
+//!     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, grad: &mut ArrayRef1<f64>) {
+//!         let r = w[0] * self.x[i][0] + w[1] * self.x[i][1] - self.y[i];
+//!         grad[0] = r * self.x[i][0];
+//!         grad[1] = r * self.x[i][1];
+//!     }
+//! }
+//!
+//! let x: Vec<[f64; 2]> = (0..1000).map(|i| [(i as f64 * 0.37).sin(), (i as f64 * 0.11).cos()]).collect();
+//! let y = x.iter().map(|x| 3.0 * x[0] - x[1]).collect();
+//! let fit = Fit { x, y };
+//!
+//! let mut optimizer = BigBatchSgd::builder().seed(1).build()?;
+//! let report = optimizer.minimize(&fit, array![0.0, 0.0])?;
+//! println!("{report}");
+//! assert!((report.w[0] - 3.0).abs() < 1e-4 && (report.w[1] + 1.0).abs() < 1e-4);
+//! # Ok::<(), bigbatch::Error>(())
+//! ```
+//!
+//! # Step rules
+//! | rule | step size | extra cost per iteration |
+//! |---|---|---|
+//! | [`Armijo`] (default) | backtracking on the batch loss, the step carried over and doubled when the batch grows | batch losses at trial points |
+//! | [`BarzilaiBorwein`] | noise-corrected secant curvature on the same batch, smoothed, then Armijo | the batch's gradients at the previous iterate |
+//! | [`Fixed`] | a constant α (theory: `1/(L(1+θ²))`) | none |
+//!
+//! New update rules (quasi-Newton directions, momentum, Adam) implement [`StepRule`]: a rule
+//! may replace the direction `−g_B` as well as choose the length.
+//!
+//! # Watching and stopping
+//! [`minimize_with`](BigBatchOptimizer::minimize_with) hands an [`IterRecord`] per
+//! iteration to an [`Observer`]: [`History`] keeps them, [`Progress`] prints them, and
+//! [`observe::from_fn`] turns a closure into one that can stop the run. Runs end when a
+//! passing batch's `‖g_B‖²` reaches the tolerance or a budget runs out ([`StopReason`]).
+//! Errors ([`Error`]) are typed, and those raised during a run carry the last finite iterate.
+//!
+//! # Determinism
+//! The optimizer owns its random numbers (`Xoshiro256PlusPlus`, seeded by
+//! [`seed`](BigBatchSgdBuilder::seed)): the same seed, objective and `w0` give the same
+//! [`Report`], bit for bit.
+//!
+//! # References
+//! - S. De, A. Yadav, D. Jacobs, T. Goldstein. *Automated Inference with Adaptive Batches.*
+//!   AISTATS 2017, PMLR 54:1504–1513; first titled *Big Batch SGD: Automated Inference
+//!   using Adaptive Batch Sizes*, arXiv:1610.05792.
+//! - J. Barzilai, J. M. Borwein. *Two-point step size gradient methods.* IMA J. Numer.
+//!   Anal. 8 (1988).
+//! - L. Armijo. *Minimization of functions having Lipschitz continuous first partial
+//!   derivatives.* Pacific J. Math. 16 (1966).
+//! - R. Byrd, G. Chin, J. Nocedal, Y. Wu. *Sample size selection in optimization methods for
+//!   machine learning.* Math. Program. 134 (2012).
+
+// `deny`, not `forbid`: ndarray's `s!` macro expands to an `allow(unsafe_code)`.
+#![deny(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![deny(clippy::float_cmp)]
+#![doc(test(attr(deny(warnings))))]
+
+mod batch;
+mod error;
+mod float;
+mod objective;
+pub mod observe;
+mod optimizer;
+mod report;
+mod stats;
+pub mod step;
+
+pub use error::{Error, Result};
+pub use float::{Float, lit};
+pub use objective::Objective;
+pub use observe::{History, IterRecord, IterView, Observer, Progress};
+pub use optimizer::{BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Outcome, RunState, StopRule};
+pub use report::{Report, StopReason};
+pub use stats::{BatchTest, GradStats};
+pub use step::{Armijo, BarzilaiBorwein, Fixed, LineSearch, Step, StepContext, StepIncrease, StepRule, Validate};

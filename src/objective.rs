@@ -1,0 +1,121 @@
+//! The finite-sum objective a user optimizes.
+
+use ndarray::{Array1, ArrayRef1};
+
+use crate::float::Float;
+use crate::stats::GradStats;
+
+/// A finite-sum objective `ℓ(w) = (1/N) Σ_{i<N} f_i(w)`.
+///
+/// Implement the four required methods for a model; the batched methods have correct
+/// per-sample defaults, and a model with a faster way to compute them (a matrix product for
+/// a linear model, say) overrides them. Every batched quantity is a **mean** over the batch,
+/// so that step sizes do not depend on the batch size.
+///
+/// All methods take `&self`: the optimizer owns the random numbers and chooses the indices.
+/// The optimizer never calls a method with an index `≥ n_samples()` or a `w` whose length is
+/// not `dim()`. Methods do not fail; a NaN or an infinity they return stops the run with
+/// [`Error::NonFinite`](crate::Error::NonFinite).
+///
+/// # Example
+/// A one-parameter model `f_i(w) = (w − a_i)²/2`, whose optimum is the mean of the `a_i`:
+/// ```
+/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, Objective};
+/// use ndarray::{ArrayRef1, array};
+///
+/// struct Mean(Vec<f64>);
+///
+/// impl Objective for Mean {
+///     fn n_samples(&self) -> usize { self.0.len() }
+///     fn dim(&self) -> usize { 1 }
+///     fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
+///         0.5 * (w[0] - self.0[i]).powi(2)
+///     }
+///     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, grad: &mut ArrayRef1<f64>) {
+///         grad[0] = w[0] - self.0[i];
+///     }
+/// }
+///
+/// let data = Mean((0..100).map(|i| i as f64).collect());
+/// let report = BigBatchSgd::builder().build()?.minimize(&data, array![0.0])?;
+/// assert!((report.w[0] - 49.5).abs() < 1e-4);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+pub trait Objective<F: Float = f64> {
+    /// The number of samples `N` (at least 1).
+    fn n_samples(&self) -> usize;
+
+    /// The number of parameters (at least 1).
+    fn dim(&self) -> usize;
+
+    /// The loss `f_i(w)` of sample `i`.
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F;
+
+    /// Overwrites `grad` with `∇f_i(w)`, the gradient of sample `i`.
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>);
+
+    /// Overwrites `grad` with `∇f_i(w)` and returns `f_i(w)`.
+    ///
+    /// The default calls [`sample_gradient`](Self::sample_gradient) and
+    /// [`sample_loss`](Self::sample_loss); override it when the two share work (they
+    /// usually do), and the batched default below gets the loss for free.
+    fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
+        self.sample_gradient(w, i, grad);
+        self.sample_loss(w, i)
+    }
+
+    /// The mean loss `ℓ_B(w) = (1/|B|) Σ_{i∈B} f_i(w)` over the indices in `batch`
+    /// (zero for an empty batch).
+    fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
+        if batch.is_empty() {
+            return F::zero();
+        }
+        let sum: F = batch.iter().map(|&i| self.sample_loss(w, i)).sum();
+        sum / F::from_count(batch.len())
+    }
+
+    /// Adds the per-sample gradients (and, if it can, the losses) of the samples in `batch`
+    /// to `stats`.
+    ///
+    /// `stats` may already hold other samples of the same batch, at the same `w`: a batch
+    /// that grows adds only its new samples. The default evaluates
+    /// [`sample_loss_gradient`](Self::sample_loss_gradient) for each index into one scratch
+    /// vector and [`push`](GradStats::push_with_loss)es it. An override must leave `stats`
+    /// as if every sample had been pushed; it may build partial statistics, for instance with
+    /// [`GradStats::from_sums`], and [`merge`](GradStats::merge) them in. Pushing the losses
+    /// is optional: without them the optimizer calls [`batch_loss`](Self::batch_loss) when it
+    /// needs the batch loss.
+    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        let mut grad = Array1::zeros(self.dim());
+        for &i in batch {
+            // Robust to implementations that add into `grad` instead of overwriting it.
+            grad.fill(F::zero());
+            let loss = self.sample_loss_gradient(w, i, &mut grad);
+            stats.push_with_loss(&grad, loss);
+        }
+    }
+}
+
+impl<F: Float, O: Objective<F> + ?Sized> Objective<F> for &O {
+    fn n_samples(&self) -> usize {
+        (**self).n_samples()
+    }
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
+        (**self).sample_loss(w, i)
+    }
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
+        (**self).sample_gradient(w, i, grad)
+    }
+    fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
+        (**self).sample_loss_gradient(w, i, grad)
+    }
+    fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
+        (**self).batch_loss(w, batch)
+    }
+    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        (**self).batch_gradient(w, batch, stats)
+    }
+}

@@ -1,0 +1,581 @@
+//! The optimization loop: [`BigBatchOptimizer`] and its implementation [`BigBatchSgd`].
+
+use std::ops::ControlFlow;
+
+use ndarray::{Array1, Zip};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+
+use crate::batch::{Sampler, grown_size};
+use crate::error::{Error, Result, check_range};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::observe::{IterRecord, IterView, Observer};
+use crate::report::{Report, StopReason};
+use crate::stats::{BatchTest, GradStats};
+use crate::step::{Armijo, StepContext, StepRule, Validate};
+
+/// When a run stops: tolerances on the gradient of a batch that passed the big-batch test,
+/// and budgets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StopRule {
+    /// Stop when `‖g_B‖² ≤ tolerance`. Default 1e-10.
+    pub tolerance: f64,
+    /// Stop when `‖g_B‖² ≤ relative_tolerance · ‖g_{B_0}‖²`, relative to the first batch.
+    /// Default 0 (off).
+    pub relative_tolerance: f64,
+    /// Stop before an iteration once `grad_evals ≥ max_epochs · N`. Default 100.
+    pub max_epochs: f64,
+    /// Stop after this many iterations. Default 100 000.
+    pub max_iterations: usize,
+}
+
+impl Default for StopRule {
+    fn default() -> Self {
+        StopRule { tolerance: 1e-10, relative_tolerance: 0.0, max_epochs: 100.0, max_iterations: 100_000 }
+    }
+}
+
+impl StopRule {
+    fn validate(&self) -> Result<()> {
+        check_range("tolerance", self.tolerance, 0.0, false, f64::INFINITY, true, "finite and ≥ 0")?;
+        check_range("relative_tolerance", self.relative_tolerance, 0.0, false, 1.0, true, "in [0, 1)")?;
+        if self.max_epochs.is_nan() || self.max_epochs <= 0.0 {
+            return Err(Error::invalid("max_epochs", self.max_epochs, "> 0 (may be infinite)"));
+        }
+        if self.max_iterations == 0 {
+            return Err(Error::invalid("max_iterations", 0, "at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Whether `g2 = ‖g_B‖²` of a passing batch is small enough to stop.
+    fn converged<F: Float>(&self, g2: F, g2_first: F) -> bool {
+        let g2 = g2.as_f64();
+        g2 <= self.tolerance || g2 <= self.relative_tolerance * g2_first.as_f64()
+    }
+}
+
+/// The state of a run between iterations: the iterate, the counters, the random numbers,
+/// the batch, and the work buffers.
+#[derive(Debug, Clone)]
+pub struct RunState<F> {
+    w: Array1<F>,
+    n_samples: usize,
+    iteration: usize,
+    grad_evals: u64,
+    loss_evals: u64,
+    batch_size: usize,
+    first_grad_norm_sq: Option<F>,
+    last_grad_norm_sq: F,
+    rng: Xoshiro256PlusPlus,
+    sampler: Sampler,
+    stats: GradStats<F>,
+    direction: Array1<F>,
+    next: Array1<F>,
+}
+
+impl<F: Float> RunState<F> {
+    fn new(w: Array1<F>, n_samples: usize, batch_size: usize, seed: u64) -> Self {
+        let dim = w.len();
+        RunState {
+            n_samples,
+            iteration: 0,
+            grad_evals: 0,
+            loss_evals: 0,
+            batch_size: batch_size.min(n_samples),
+            first_grad_norm_sq: None,
+            last_grad_norm_sq: F::nan(),
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            sampler: Sampler::new(n_samples),
+            stats: GradStats::new(dim),
+            direction: Array1::zeros(dim),
+            next: Array1::zeros(dim),
+            w,
+        }
+    }
+
+    /// The current iterate.
+    pub fn w(&self) -> &Array1<F> {
+        &self.w
+    }
+    /// Steps taken so far.
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+    /// Per-sample gradient evaluations so far.
+    pub fn grad_evals(&self) -> u64 {
+        self.grad_evals
+    }
+    /// Per-sample loss evaluations so far.
+    pub fn loss_evals(&self) -> u64 {
+        self.loss_evals
+    }
+    /// Epochs used so far: `grad_evals / N`.
+    pub fn epochs(&self) -> f64 {
+        self.grad_evals as f64 / self.n_samples as f64
+    }
+    /// The batch size the next iteration starts from.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+    /// The indices of the last batch drawn.
+    pub fn batch(&self) -> &[usize] {
+        self.sampler.batch()
+    }
+}
+
+/// The result of one iteration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Outcome<F> {
+    /// A step was taken.
+    Stepped(IterRecord<F>),
+    /// The batch passed the test with a gradient below the tolerance; no step was taken.
+    Converged,
+}
+
+/// An optimizer that draws big batches and steps on them; the loop is written once, in the
+/// provided [`minimize`](Self::minimize) and [`minimize_with`](Self::minimize_with).
+pub trait BigBatchOptimizer<F: Float> {
+    /// Checks the objective and the starting point, resets all memory of earlier runs, and
+    /// returns the state of a new run.
+    ///
+    /// # Errors
+    /// [`Error::EmptyObjective`], [`Error::DimensionMismatch`] or [`Error::NonFiniteInput`].
+    fn start<O: Objective<F> + ?Sized>(&mut self, objective: &O, w0: Array1<F>) -> Result<RunState<F>>;
+
+    /// One iteration: draw a batch that passes the big-batch test at the current iterate,
+    /// stop if its gradient is below the tolerance, otherwise take a step.
+    ///
+    /// # Errors
+    /// [`Error::NonFinite`] or [`Error::LineSearchFailed`]; the run state keeps the last
+    /// good iterate.
+    fn iterate<O: Objective<F> + ?Sized>(&mut self, objective: &O, run: &mut RunState<F>) -> Result<Outcome<F>>;
+
+    /// The tolerances and budgets.
+    fn stop_rule(&self) -> &StopRule;
+
+    /// Minimizes `objective` from `w0` (which is consumed, never modified in place).
+    ///
+    /// # Errors
+    /// See [`minimize_with`](Self::minimize_with).
+    fn minimize<O: Objective<F> + ?Sized>(&mut self, objective: &O, w0: Array1<F>) -> Result<Report<F>> {
+        self.minimize_with(objective, w0, &mut ())
+    }
+
+    /// Minimizes `objective` from `w0`, handing every iteration to `observer`.
+    ///
+    /// Running out of a budget, or an observer stopping the run, is a [`StopReason`] in the
+    /// returned [`Report`], not an error. The report's `loss` is the full objective at the final
+    /// iterate (one pass of loss evaluations).
+    ///
+    /// # Errors
+    /// Bad input ([`Error::EmptyObjective`], [`Error::DimensionMismatch`],
+    /// [`Error::NonFiniteInput`]) before the run starts; [`Error::NonFinite`] or
+    /// [`Error::LineSearchFailed`] during it, carrying the last finite iterate.
+    fn minimize_with<O: Objective<F> + ?Sized, Ob: Observer<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        w0: Array1<F>,
+        observer: &mut Ob,
+    ) -> Result<Report<F>> {
+        let mut run = self.start(objective, w0)?;
+        let stop_rule = *self.stop_rule();
+        let epoch_budget = stop_rule.max_epochs * run.n_samples as f64;
+        let stop = loop {
+            if run.iteration >= stop_rule.max_iterations {
+                break StopReason::IterationBudget;
+            }
+            if run.grad_evals as f64 >= epoch_budget {
+                break StopReason::EpochBudget;
+            }
+            match self.iterate(objective, &mut run) {
+                Ok(Outcome::Converged) => break StopReason::GradientTolerance,
+                Ok(Outcome::Stepped(record)) => {
+                    let view = IterView { record: &record, w: &run.w, batch: run.sampler.batch() };
+                    if let ControlFlow::Break(()) = observer.on_iter(&view) {
+                        break StopReason::Observer;
+                    }
+                }
+                Err(e) => return Err(e.with_iterate(&run.w)),
+            }
+        };
+        let all: Vec<usize> = (0..run.n_samples).collect();
+        let loss = objective.batch_loss(&run.w, &all);
+        run.loss_evals += run.n_samples as u64;
+        if !loss.is_finite() {
+            return Err(Error::NonFinite {
+                what: "loss at the final iterate",
+                iteration: run.iteration,
+                last_iterate: Vec::new(),
+            }
+            .with_iterate(&run.w));
+        }
+        Ok(Report {
+            epochs: run.epochs(),
+            loss,
+            iterations: run.iteration,
+            grad_evals: run.grad_evals,
+            loss_evals: run.loss_evals,
+            batch_size: run.batch_size,
+            grad_norm_sq: run.last_grad_norm_sq,
+            stop,
+            w: run.w,
+        })
+    }
+}
+
+/// Big Batch SGD: each iteration draws a batch, grows it until its gradient passes the
+/// signal-to-noise test, and steps with the step rule `S`.
+///
+/// ```text
+/// draw B of size K at w (without replacement)
+/// while |B| < N and φ·V_B/|B| > θ²‖g_B‖²:   K ← K + max(1, ⌈ρK⌉); add K − |B| new samples to B
+/// stop if ‖g_B‖² ≤ ε;  otherwise w ← w + α d   (d = −g_B unless the step rule changes it)
+/// ```
+///
+/// The batch size never shrinks and is capped at N, after which every iteration is
+/// full-batch gradient descent with the chosen step rule. Built by [`BigBatchSgd::builder`].
+///
+/// # Example
+/// ```
+/// use bigbatch::{BarzilaiBorwein, BigBatchOptimizer, BigBatchSgd, Objective};
+/// use ndarray::{ArrayRef1, array};
+///
+/// /// Least squares on the line: f_i(w) = (w₀ + w₁ t_i − y_i)² / 2.
+/// struct Line { t: Vec<f64>, y: Vec<f64> }
+/// impl Objective for Line {
+///     fn n_samples(&self) -> usize { self.t.len() }
+///     fn dim(&self) -> usize { 2 }
+///     fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
+///         0.5 * (w[0] + w[1] * self.t[i] - self.y[i]).powi(2)
+///     }
+///     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) {
+///         let r = w[0] + w[1] * self.t[i] - self.y[i];
+///         g[0] = r;
+///         g[1] = r * self.t[i];
+///     }
+/// }
+///
+/// let t: Vec<f64> = (0..200).map(|i| i as f64 / 200.0).collect();
+/// let y = t.iter().map(|t| 1.0 - 2.0 * t).collect();
+/// let line = Line { t, y };
+/// let mut opt = BigBatchSgd::builder().step(BarzilaiBorwein::new()).seed(7).build()?;
+/// let report = opt.minimize(&line, array![0.0, 0.0])?;
+/// assert!((report.w[0] - 1.0).abs() < 1e-3 && (report.w[1] + 2.0).abs() < 1e-3);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct BigBatchSgd<S = Armijo> {
+    test: BatchTest,
+    initial_batch: usize,
+    growth: f64,
+    seed: u64,
+    stop: StopRule,
+    step: S,
+}
+
+impl BigBatchSgd {
+    /// A builder with every parameter at its default (see [`BigBatchSgdBuilder`]).
+    pub fn builder() -> BigBatchSgdBuilder {
+        BigBatchSgdBuilder {
+            test: BatchTest::default(),
+            initial_batch: 10,
+            growth: 0.1,
+            seed: 0,
+            stop: StopRule::default(),
+            step: Armijo::default(),
+        }
+    }
+}
+
+impl<S> BigBatchSgd<S> {
+    /// The big-batch test.
+    pub fn batch_test(&self) -> &BatchTest {
+        &self.test
+    }
+    /// The batch size of the first iteration.
+    pub fn initial_batch(&self) -> usize {
+        self.initial_batch
+    }
+    /// The growth fraction ρ.
+    pub fn growth(&self) -> f64 {
+        self.growth
+    }
+    /// The seed of the random numbers.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// The step rule (with its memory of the last run).
+    pub fn step_rule(&self) -> &S {
+        &self.step
+    }
+}
+
+/// Builds a [`BigBatchSgd`]; every setter is infallible and [`build`](Self::build) checks
+/// them all.
+///
+/// | setter | meaning | default |
+/// |---|---|---|
+/// | `theta` | θ > 0 of the test `V_B/n ≤ θ²‖g_B‖²` | 1 |
+/// | `initial_batch` | batch size of the first iteration, ≥ 2 (capped at N) | 10 |
+/// | `growth` | ρ > 0: a failed test adds `max(1, ⌈ρK⌉)` samples | 0.1 |
+/// | `finite_population_correction` | noise × (1 − n/N) | off |
+/// | `unbiased_signal` | test against `θ²/(1+θ²)‖g_B‖²` | off |
+/// | `tolerance` | stop when `‖g_B‖² ≤ ε` on a passing batch | 1e-10 |
+/// | `relative_tolerance` | stop when `‖g_B‖² ≤ r‖g_{B_0}‖²`, r in [0, 1) | 0 (off) |
+/// | `max_epochs` | budget of gradient evaluations / N, > 0 | 100 |
+/// | `max_iterations` | budget of steps, ≥ 1 | 100 000 |
+/// | `seed` | seed of the sampling | 0 |
+/// | `step` | the [`StepRule`] | [`Armijo`] |
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub struct BigBatchSgdBuilder<S = Armijo> {
+    test: BatchTest,
+    initial_batch: usize,
+    growth: f64,
+    seed: u64,
+    stop: StopRule,
+    step: S,
+}
+
+impl<S> BigBatchSgdBuilder<S> {
+    /// θ, the tolerated noise-to-signal ratio of the batch gradient (> 0). Smaller θ means
+    /// bigger batches and more accurate steps. Default 1.
+    pub fn theta(mut self, theta: f64) -> Self {
+        self.test.theta = theta;
+        self
+    }
+    /// The batch size of the first iteration (≥ 2; capped at N). Default 10.
+    pub fn initial_batch(mut self, k: usize) -> Self {
+        self.initial_batch = k;
+        self
+    }
+    /// ρ, the fraction by which a batch that fails the test grows (> 0; at least one sample is
+    /// added). Default 0.1.
+    pub fn growth(mut self, rho: f64) -> Self {
+        self.growth = rho;
+        self
+    }
+    /// Multiplies the noise estimate by `1 − n/N`, the finite-population correction for
+    /// sampling without replacement. Default off.
+    pub fn finite_population_correction(mut self, on: bool) -> Self {
+        self.test.finite_population_correction = on;
+        self
+    }
+    /// Compares the noise with `θ²/(1+θ²)‖g_B‖²`, which corrects `‖g_B‖²` for its expected
+    /// excess over `‖∇ℓ‖²`. Default off.
+    pub fn unbiased_signal(mut self, on: bool) -> Self {
+        self.test.unbiased_signal = on;
+        self
+    }
+    /// ε ≥ 0: stop when a batch that passed the test has `‖g_B‖² ≤ ε`. Default 1e-10.
+    pub fn tolerance(mut self, eps: f64) -> Self {
+        self.stop.tolerance = eps;
+        self
+    }
+    /// r in [0, 1): stop when `‖g_B‖² ≤ r‖g_{B_0}‖²`, relative to the first batch. Default 0.
+    pub fn relative_tolerance(mut self, r: f64) -> Self {
+        self.stop.relative_tolerance = r;
+        self
+    }
+    /// The budget in epochs, per-sample gradient evaluations / N (> 0; may be infinite).
+    /// Checked before each iteration, so the last one may overshoot by one batch. Default 100.
+    pub fn max_epochs(mut self, epochs: f64) -> Self {
+        self.stop.max_epochs = epochs;
+        self
+    }
+    /// The budget of iterations (≥ 1). Default 100 000.
+    pub fn max_iterations(mut self, n: usize) -> Self {
+        self.stop.max_iterations = n;
+        self
+    }
+    /// The seed of the batch sampling; the same seed gives the same run, bit for bit.
+    /// Default 0.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// The step rule. Default [`Armijo`].
+    pub fn step<T>(self, step: T) -> BigBatchSgdBuilder<T> {
+        BigBatchSgdBuilder {
+            test: self.test,
+            initial_batch: self.initial_batch,
+            growth: self.growth,
+            seed: self.seed,
+            stop: self.stop,
+            step,
+        }
+    }
+
+    /// Checks every parameter and builds the optimizer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the first parameter out of range.
+    pub fn build(self) -> Result<BigBatchSgd<S>>
+    where
+        S: Validate,
+    {
+        self.test.validate()?;
+        if self.initial_batch < 2 {
+            return Err(Error::invalid("initial_batch", self.initial_batch, "at least 2"));
+        }
+        check_range("growth", self.growth, 0.0, true, f64::INFINITY, true, "finite and > 0")?;
+        self.stop.validate()?;
+        self.step.validate()?;
+        Ok(BigBatchSgd {
+            test: self.test,
+            initial_batch: self.initial_batch,
+            growth: self.growth,
+            seed: self.seed,
+            stop: self.stop,
+            step: self.step,
+        })
+    }
+}
+
+fn non_finite(what: &'static str, iteration: usize) -> Error {
+    Error::NonFinite { what, iteration, last_iterate: Vec::new() }
+}
+
+fn check_stats<F: Float>(stats: &GradStats<F>, iteration: usize) -> Result<()> {
+    if stats.mean().iter().any(|x| !x.is_finite()) {
+        return Err(non_finite("gradient", iteration));
+    }
+    if !stats.sum_sq_dev().is_finite() {
+        return Err(non_finite("variance", iteration));
+    }
+    if stats.loss().is_some_and(|l| !l.is_finite()) {
+        return Err(non_finite("loss", iteration));
+    }
+    Ok(())
+}
+
+/// Adds the samples `batch` to `stats` at `w`, counting them and checking that the objective
+/// added exactly those samples.
+fn accumulate<F: Float, O: Objective<F> + ?Sized>(
+    objective: &O,
+    w: &Array1<F>,
+    batch: &[usize],
+    stats: &mut GradStats<F>,
+    grad_evals: &mut u64,
+) -> Result<()> {
+    let before = stats.count();
+    objective.batch_gradient(w, batch, stats);
+    *grad_evals += batch.len() as u64;
+    if stats.count() != before + batch.len() {
+        return Err(Error::DimensionMismatch {
+            what: "samples added by Objective::batch_gradient",
+            expected: before + batch.len(),
+            got: stats.count(),
+        });
+    }
+    Ok(())
+}
+
+impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
+    fn start<O: Objective<F> + ?Sized>(&mut self, objective: &O, w0: Array1<F>) -> Result<RunState<F>> {
+        let (n, dim) = (objective.n_samples(), objective.dim());
+        if n == 0 || dim == 0 {
+            return Err(Error::EmptyObjective { n_samples: n, dim });
+        }
+        if w0.len() != dim {
+            return Err(Error::DimensionMismatch { what: "w0", expected: dim, got: w0.len() });
+        }
+        if let Some((index, value)) = w0.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::NonFiniteInput { what: "w0", index, value: value.as_f64() });
+        }
+        self.step.reset();
+        Ok(RunState::new(w0, n, self.initial_batch, self.seed))
+    }
+
+    fn iterate<O: Objective<F> + ?Sized>(&mut self, objective: &O, run: &mut RunState<F>) -> Result<Outcome<F>> {
+        let n_total = run.n_samples;
+        let it = run.iteration;
+        let start_size = run.batch_size;
+
+        // Draw a fresh batch, and grow it at the same w until it passes the test.
+        run.stats.reset();
+        let batch = run.sampler.draw(start_size, &mut run.rng);
+        accumulate(objective, &run.w, batch, &mut run.stats, &mut run.grad_evals)?;
+        check_stats(&run.stats, it)?;
+        let mut growth_rounds = 0;
+        while run.batch_size < n_total && !self.test.passes(&run.stats, n_total) {
+            run.batch_size = grown_size(run.batch_size, self.growth, n_total);
+            let new = run.sampler.extend(run.batch_size, &mut run.rng);
+            accumulate(objective, &run.w, new, &mut run.stats, &mut run.grad_evals)?;
+            check_stats(&run.stats, it)?;
+            growth_rounds += 1;
+        }
+
+        let g2 = run.stats.grad_norm_sq();
+        if !g2.is_finite() {
+            return Err(non_finite("gradient norm", it));
+        }
+        run.last_grad_norm_sq = g2;
+        let first = *run.first_grad_norm_sq.get_or_insert(g2);
+        if self.stop.converged(g2, first) {
+            return Ok(Outcome::Converged);
+        }
+
+        let batch = run.sampler.batch();
+        let loss = match run.stats.loss() {
+            Some(loss) => loss,
+            None => {
+                run.loss_evals += batch.len() as u64;
+                objective.batch_loss(&run.w, batch)
+            }
+        };
+        if !loss.is_finite() {
+            return Err(non_finite("loss", it));
+        }
+        Zip::from(&mut run.direction).and(run.stats.mean()).for_each(|d, &g| *d = -g);
+        let mut ctx = StepContext {
+            objective,
+            w: &run.w,
+            batch,
+            stats: &run.stats,
+            loss,
+            noise: self.test.noise(&run.stats, n_total),
+            batch_grew: growth_rounds > 0,
+            iteration: it,
+            n_samples: n_total,
+            direction: &mut run.direction,
+            trial: &mut run.next,
+            grad_evals: &mut run.grad_evals,
+            loss_evals: &mut run.loss_evals,
+        };
+        let step = self.step.step(&mut ctx)?;
+        if !step.alpha.is_finite() || step.alpha < F::zero() {
+            return Err(non_finite("step size", it));
+        }
+        Zip::from(&mut run.next)
+            .and(&run.w)
+            .and(&run.direction)
+            .for_each(|x, &w, &d| *x = w + step.alpha * d);
+        if run.next.iter().any(|x| !x.is_finite()) {
+            return Err(non_finite("iterate", it));
+        }
+        std::mem::swap(&mut run.w, &mut run.next);
+        run.iteration += 1;
+        Ok(Outcome::Stepped(IterRecord {
+            iteration: it,
+            epoch: run.epochs(),
+            batch_size: run.batch_size,
+            growth_rounds,
+            loss,
+            loss_after: step.loss_after,
+            grad_norm_sq: g2,
+            variance: run.stats.variance(),
+            step: step.alpha,
+            backtracks: step.backtracks,
+            grad_evals: run.grad_evals,
+            loss_evals: run.loss_evals,
+        }))
+    }
+
+    fn stop_rule(&self) -> &StopRule {
+        &self.stop
+    }
+}

@@ -1,0 +1,75 @@
+//! The outcome of a run.
+
+use std::fmt;
+
+use ndarray::Array1;
+
+use crate::float::Float;
+
+/// Why a run stopped (successfully).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// A batch that passed the big-batch test had `‖g_B‖²` at or below the tolerance (absolute
+    /// or relative): the gradient is small and the estimate can be trusted.
+    GradientTolerance,
+    /// The budget of epochs (per-sample gradient evaluations / N) was used up.
+    EpochBudget,
+    /// The budget of iterations was used up.
+    IterationBudget,
+    /// An observer asked to stop.
+    Observer,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StopReason::GradientTolerance => "gradient tolerance reached",
+            StopReason::EpochBudget => "epoch budget used up",
+            StopReason::IterationBudget => "iteration budget used up",
+            StopReason::Observer => "stopped by an observer",
+        })
+    }
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Report<F> {
+    /// The final iterate.
+    pub w: Array1<F>,
+    /// The full objective `ℓ(w)` at the final iterate (one pass of loss evaluations, counted
+    /// in `loss_evals`).
+    pub loss: F,
+    /// The number of steps taken.
+    pub iterations: usize,
+    /// Per-sample gradient evaluations (batch draws, growth, and any a step rule needed).
+    pub grad_evals: u64,
+    /// Per-sample loss evaluations (line searches, batch losses, and the final loss).
+    pub loss_evals: u64,
+    /// Epochs used: `grad_evals / N`.
+    pub epochs: f64,
+    /// The batch size at the end.
+    pub batch_size: usize,
+    /// `‖g_B‖²` of the last batch drawn (at the final iterate when the run converged).
+    pub grad_norm_sq: F,
+    /// Why the run stopped.
+    pub stop: StopReason,
+}
+
+impl<F: Float> fmt::Display for Report<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: loss {:.6e}, |g_B|^2 {:.3e}, {} iterations, {:.2} epochs ({} gradient and {} loss evaluations), final batch {}",
+            self.stop,
+            self.loss,
+            self.grad_norm_sq,
+            self.iterations,
+            self.epochs,
+            self.grad_evals,
+            self.loss_evals,
+            self.batch_size
+        )
+    }
+}

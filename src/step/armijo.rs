@@ -1,0 +1,160 @@
+use super::{Validate, LineSearch, Step, StepContext, StepRule};
+use crate::error::{Error, Result, check_range};
+use crate::float::Float;
+use crate::objective::Objective;
+
+/// When [`Armijo`] enlarges the step it carries over from the last iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StepIncrease {
+    /// Only in iterations whose batch grew: a more accurate gradient allows a longer step
+    /// again (the default).
+    #[default]
+    OnBatchGrowth,
+    /// Before every line search.
+    EveryIteration,
+    /// Never: the step only shrinks.
+    Never,
+}
+
+/// Armijo backtracking on the batch loss, the step carried from one iteration to the next.
+///
+/// ```text
+/// α ← min(α_max, γα)          if the batch grew this iteration (see `StepIncrease`)
+/// α ← βα                      until ℓ_B(w − α g_B) ≤ ℓ_B(w) − c α ‖g_B‖²
+/// ```
+///
+/// The search uses the same batch `B` whose gradient was drawn, and costs only batch losses
+/// at trial points. Defaults: initial step 1, c = 0.1, β = 0.5, γ = 2, α_max = 1e6,
+/// α_min = 1e-12, 60 backtracks at most.
+///
+/// # Example
+/// ```
+/// use bigbatch::{Armijo, BigBatchSgd, StepIncrease};
+/// let rule = Armijo::new().initial_step(0.5).sufficient_decrease(1e-4).increase(StepIncrease::EveryIteration);
+/// let opt = BigBatchSgd::builder().step(rule).build()?;
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Armijo {
+    initial_step: f64,
+    grow: f64,
+    max_step: f64,
+    increase: StepIncrease,
+    search: LineSearch,
+    alpha: f64,
+}
+
+impl Default for Armijo {
+    fn default() -> Self {
+        Armijo {
+            initial_step: 1.0,
+            grow: 2.0,
+            max_step: 1e6,
+            increase: StepIncrease::OnBatchGrowth,
+            search: LineSearch::default(),
+            alpha: 1.0,
+        }
+    }
+}
+
+impl Armijo {
+    /// The rule with its defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The step tried first in a run (> 0). Default 1.
+    #[must_use]
+    pub fn initial_step(mut self, step: f64) -> Self {
+        self.initial_step = step;
+        self.alpha = step;
+        self
+    }
+    /// c, the sufficient-decrease constant, in (0, 1). Default 0.1.
+    #[must_use]
+    pub fn sufficient_decrease(mut self, c: f64) -> Self {
+        self.search.sufficient_decrease = c;
+        self
+    }
+    /// β, the factor a rejected step is multiplied by, in (0, 1). Default 0.5.
+    #[must_use]
+    pub fn shrink(mut self, beta: f64) -> Self {
+        self.search.shrink = beta;
+        self
+    }
+    /// γ, the factor the step is enlarged by (≥ 1). Default 2.
+    #[must_use]
+    pub fn grow(mut self, gamma: f64) -> Self {
+        self.grow = gamma;
+        self
+    }
+    /// When to enlarge the step. Default [`StepIncrease::OnBatchGrowth`].
+    #[must_use]
+    pub fn increase(mut self, increase: StepIncrease) -> Self {
+        self.increase = increase;
+        self
+    }
+    /// The largest step (≥ the initial step). Default 1e6.
+    #[must_use]
+    pub fn max_step(mut self, step: f64) -> Self {
+        self.max_step = step;
+        self
+    }
+    /// The smallest step tried before the search fails (≥ 0, ≤ the initial step). Default 1e-12.
+    #[must_use]
+    pub fn min_step(mut self, step: f64) -> Self {
+        self.search.min_step = step;
+        self
+    }
+    /// The most reductions in one search (≥ 1). Default 60.
+    #[must_use]
+    pub fn max_backtracks(mut self, n: usize) -> Self {
+        self.search.max_backtracks = n;
+        self
+    }
+    /// The line-search parameters.
+    pub fn line_search(&self) -> &LineSearch {
+        &self.search
+    }
+}
+
+/// Checks the step bounds shared by [`Armijo`] and the Barzilai–Borwein rule.
+pub(crate) fn validate_bounds(initial: f64, min: f64, max: f64) -> Result<()> {
+    check_range("initial_step", initial, 0.0, true, f64::INFINITY, true, "finite and > 0")?;
+    check_range("max_step", max, 0.0, true, f64::INFINITY, true, "finite and > 0")?;
+    if min > initial {
+        return Err(Error::invalid("min_step", min, "≤ initial_step"));
+    }
+    if max < initial {
+        return Err(Error::invalid("max_step", max, "≥ initial_step"));
+    }
+    Ok(())
+}
+
+impl Validate for Armijo {
+    fn validate(&self) -> Result<()> {
+        self.search.validate()?;
+        validate_bounds(self.initial_step, self.search.min_step, self.max_step)?;
+        check_range("grow", self.grow, 1.0, false, f64::INFINITY, true, "finite and ≥ 1")
+    }
+}
+
+impl<F: Float> StepRule<F> for Armijo {
+    fn reset(&mut self) {
+        self.alpha = self.initial_step;
+    }
+
+    fn step<O: Objective<F> + ?Sized>(&mut self, ctx: &mut StepContext<'_, F, O>) -> Result<Step<F>> {
+        let enlarge = match self.increase {
+            StepIncrease::OnBatchGrowth => ctx.batch_grew(),
+            StepIncrease::EveryIteration => true,
+            StepIncrease::Never => false,
+        };
+        if enlarge {
+            self.alpha = (self.alpha * self.grow).min(self.max_step);
+        }
+        let step = ctx.backtrack(F::lit(self.alpha), &self.search)?;
+        self.alpha = step.alpha.as_f64();
+        Ok(step)
+    }
+}

@@ -1,0 +1,171 @@
+use ndarray::{Array1, Zip};
+
+use super::armijo::validate_bounds;
+use super::{Validate, LineSearch, Step, StepContext, StepRule};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::stats::GradStats;
+
+/// A step from the curvature along the last move, measured on the current batch
+/// (Barzilai–Borwein secant), corrected for the gradient noise, smoothed, and safeguarded by
+/// Armijo backtracking.
+///
+/// ```text
+/// s = w_t − w_{t−1},   y = g_{B_t}(w_t) − g_{B_t}(w_{t−1}),   ν = s·y / s·s
+/// α̂ = max(0, 1 − noise/‖g_B‖²) / ν              noise = φ V_B / n (0 for a full batch)
+/// α ← (1 − ω) α + ω α̂,  ω = n/N                 (ω = 1 without smoothing or with a full batch)
+/// α ← clamp(α, α_min, α_max), then Armijo backtracking from α on B_t
+/// ```
+///
+/// Both gradients of `y` come from the same batch `B_t`, so the extra `|B_t|` gradient
+/// evaluations at `w_{t−1}` are counted in the run's budget. When ν is not positive and
+/// finite (non-convex regions, a zero move) the step is not updated and Armijo alone
+/// decides. The first iteration has no previous point and uses the initial step with Armijo.
+///
+/// Defaults: initial step 1, α_min = 1e-12, α_max = 1e6, smoothing on, Armijo with
+/// c = 0.1, β = 0.5 and at most 60 backtracks.
+///
+/// # Example
+/// ```
+/// use bigbatch::{BarzilaiBorwein, BigBatchSgd};
+/// let opt = BigBatchSgd::builder().step(BarzilaiBorwein::<f64>::new().max_step(10.0)).build()?;
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarzilaiBorwein<F = f64> {
+    initial_step: f64,
+    max_step: f64,
+    smoothing: bool,
+    search: LineSearch,
+    alpha: f64,
+    prev: Option<Array1<F>>,
+    prev_stats: Option<GradStats<F>>,
+}
+
+impl<F: Float> Default for BarzilaiBorwein<F> {
+    fn default() -> Self {
+        BarzilaiBorwein {
+            initial_step: 1.0,
+            max_step: 1e6,
+            smoothing: true,
+            search: LineSearch::default(),
+            alpha: 1.0,
+            prev: None,
+            prev_stats: None,
+        }
+    }
+}
+
+impl<F: Float> BarzilaiBorwein<F> {
+    /// The rule with its defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// The step of the first iteration (> 0). Default 1.
+    #[must_use]
+    pub fn initial_step(mut self, step: f64) -> Self {
+        self.initial_step = step;
+        self.alpha = step;
+        self
+    }
+    /// α_max, the largest step (≥ the initial step). Default 1e6.
+    #[must_use]
+    pub fn max_step(mut self, step: f64) -> Self {
+        self.max_step = step;
+        self
+    }
+    /// α_min, the smallest step (≥ 0, ≤ the initial step). Default 1e-12.
+    #[must_use]
+    pub fn min_step(mut self, step: f64) -> Self {
+        self.search.min_step = step;
+        self
+    }
+    /// Blend the new estimate into the old step with weight `n/N` (default on); off, the
+    /// estimate replaces the step. Turn it off for streaming data, where `n/N` is about 0.
+    #[must_use]
+    pub fn smoothing(mut self, on: bool) -> Self {
+        self.smoothing = on;
+        self
+    }
+    /// c of the safeguarding Armijo search, in (0, 1). Default 0.1.
+    #[must_use]
+    pub fn sufficient_decrease(mut self, c: f64) -> Self {
+        self.search.sufficient_decrease = c;
+        self
+    }
+    /// β of the safeguarding Armijo search, in (0, 1). Default 0.5.
+    #[must_use]
+    pub fn shrink(mut self, beta: f64) -> Self {
+        self.search.shrink = beta;
+        self
+    }
+    /// The most reductions in one search (≥ 1). Default 60.
+    #[must_use]
+    pub fn max_backtracks(mut self, n: usize) -> Self {
+        self.search.max_backtracks = n;
+        self
+    }
+
+    /// The curvature estimate `ν = s·y / s·s` and its step estimate, if ν is usable.
+    fn estimate<O: Objective<F> + ?Sized>(&mut self, ctx: &mut StepContext<'_, F, O>) -> Result<Option<f64>> {
+        let Some(prev) = self.prev.as_ref() else { return Ok(None) };
+        let prev_stats = self.prev_stats.get_or_insert_with(|| GradStats::new(prev.len()));
+        ctx.stats_at(prev, prev_stats);
+        if !prev_stats.is_finite() {
+            return Err(Error::NonFinite {
+                what: "gradient at the previous iterate",
+                iteration: ctx.iteration(),
+                last_iterate: Vec::new(),
+            });
+        }
+        let (mut ss, mut sy) = (F::zero(), F::zero());
+        Zip::from(ctx.w()).and(prev).and(ctx.gradient()).and(prev_stats.mean()).for_each(
+            |&w, &wp, &g, &gp| {
+                let s = w - wp;
+                ss += s * s;
+                sy += s * (g - gp);
+            },
+        );
+        let nu = (sy / ss).as_f64();
+        if ss <= F::zero() || !nu.is_finite() || nu <= 0.0 {
+            return Ok(None);
+        }
+        let g2 = ctx.gradient().dot(ctx.gradient()).as_f64();
+        let factor = (1.0 - ctx.noise().as_f64() / g2).max(0.0);
+        Ok(Some(factor / nu))
+    }
+}
+
+impl<F: Float> Validate for BarzilaiBorwein<F> {
+    fn validate(&self) -> Result<()> {
+        self.search.validate()?;
+        validate_bounds(self.initial_step, self.search.min_step, self.max_step)
+    }
+}
+
+impl<F: Float> StepRule<F> for BarzilaiBorwein<F> {
+    fn reset(&mut self) {
+        self.alpha = self.initial_step;
+        self.prev = None;
+    }
+
+    fn step<O: Objective<F> + ?Sized>(&mut self, ctx: &mut StepContext<'_, F, O>) -> Result<Step<F>> {
+        if let Some(estimate) = self.estimate(ctx)? {
+            let weight = if !self.smoothing || ctx.is_full_batch() {
+                1.0
+            } else {
+                ctx.batch().len() as f64 / ctx.n_samples() as f64
+            };
+            self.alpha = (1.0 - weight) * self.alpha + weight * estimate;
+        }
+        self.alpha = self.alpha.clamp(self.search.min_step, self.max_step);
+        let step = ctx.backtrack(F::lit(self.alpha), &self.search)?;
+        self.alpha = step.alpha.as_f64();
+        match self.prev.as_mut() {
+            Some(p) => p.assign(ctx.w()),
+            None => self.prev = Some(ctx.w().clone()),
+        }
+        Ok(step)
+    }
+}

@@ -1,0 +1,48 @@
+use super::{Validate, Step, StepContext, StepRule};
+use crate::error::{Result, check_range};
+use crate::float::Float;
+use crate::objective::Objective;
+
+/// A constant step size α: `w ← w − α g_B`.
+///
+/// With `L` the Lipschitz constant of `∇ℓ`, `α = 1/(L(1+θ²))` gives an expected decrease of
+/// at least `‖∇ℓ‖²/(2L(1+θ²))` per iteration, and a linear rate under the
+/// Polyak–Łojasiewicz condition; any `α < 2/(L(1+θ²))` decreases the loss in expectation.
+/// No decay is needed: the growing batch keeps the gradient error below `θ‖∇ℓ‖`.
+///
+/// # Example
+/// ```
+/// use bigbatch::{BigBatchSgd, Fixed};
+/// let opt = BigBatchSgd::builder().step(Fixed::new(0.1)).build()?;
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fixed {
+    step: f64,
+}
+
+impl Fixed {
+    /// The rule with step size `step` (finite and > 0, checked by `build()`).
+    pub fn new(step: f64) -> Self {
+        Fixed { step }
+    }
+
+    /// The step size.
+    pub fn step_size(&self) -> f64 {
+        self.step
+    }
+}
+
+impl Validate for Fixed {
+    fn validate(&self) -> Result<()> {
+        check_range("step", self.step, 0.0, true, f64::INFINITY, true, "finite and > 0")
+    }
+}
+
+impl<F: Float> StepRule<F> for Fixed {
+    fn reset(&mut self) {}
+
+    fn step<O: Objective<F> + ?Sized>(&mut self, _ctx: &mut StepContext<'_, F, O>) -> Result<Step<F>> {
+        Ok(Step { alpha: F::lit(self.step), backtracks: 0, loss_after: None })
+    }
+}

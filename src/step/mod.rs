@@ -1,0 +1,240 @@
+//! Step rules: how far (and, for some rules, in which direction) to move once a big batch
+//! has been drawn.
+//!
+//! Each iteration the optimizer draws a batch that passes the big-batch test, fills a
+//! direction with `−g_B`, and asks its [`StepRule`] for a [`Step`]. The rule may keep the
+//! direction or overwrite it (a quasi-Newton or momentum rule would), and returns a step
+//! size α; the optimizer then moves `w ← w + α·d`. A rule sees the batch through a
+//! [`StepContext`], whose evaluation methods count every per-sample loss and gradient they
+//! cost.
+//!
+//! | rule | step size | extra cost per iteration |
+//! |---|---|---|
+//! | [`Fixed`] | a constant α | none |
+//! | [`Armijo`] (default) | backtracking on the batch loss, carried over, enlarged when the batch grows | batch losses at trial points |
+//! | [`BarzilaiBorwein`] | `(1 − noise/‖g‖²)/ν` with the secant curvature ν on the same batch, then Armijo | the batch's gradients at the previous iterate, and trial losses |
+
+mod armijo;
+mod barzilai_borwein;
+mod fixed;
+
+pub use armijo::{Armijo, StepIncrease};
+pub use barzilai_borwein::BarzilaiBorwein;
+pub use fixed::Fixed;
+
+use ndarray::{Array1, ArrayRef1, Zip};
+
+use crate::error::{Error, Result, check_range};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::stats::GradStats;
+
+/// The step a [`StepRule`] proposes: the optimizer moves `w ← w + alpha·d`, with `d` the
+/// direction left in the [`StepContext`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step<F> {
+    /// The step size α (finite and ≥ 0).
+    pub alpha: F,
+    /// How many times a line search shrank the step.
+    pub backtracks: usize,
+    /// The batch loss at the new point, if the rule evaluated it.
+    pub loss_after: Option<F>,
+}
+
+/// Chooses the step of each iteration.
+///
+/// Implement it for a new update rule: the rule keeps its own memory across iterations
+/// (a previous iterate, curvature pairs, moment estimates), is reset at the start of every
+/// run, and sees the current batch through the [`StepContext`].
+pub trait StepRule<F: Float>: Validate {
+    /// Forgets everything learned in an earlier run (called when a run starts).
+    fn reset(&mut self);
+
+    /// Proposes the step for this iteration, optionally overwriting the direction.
+    ///
+    /// # Errors
+    /// [`Error::LineSearchFailed`] when no acceptable step is found, or
+    /// [`Error::NonFinite`] when a quantity the rule needs is not finite.
+    fn step<O: Objective<F> + ?Sized>(&mut self, ctx: &mut StepContext<'_, F, O>) -> Result<Step<F>>;
+}
+
+/// Parameter checking, separate from [`StepRule`] because a rule's parameters do not depend
+/// on the float type it will run in.
+pub trait Validate {
+    /// Checks the parameters; called by the optimizer's `build()`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the parameter and its allowed range.
+    fn validate(&self) -> Result<()>;
+}
+
+/// What a [`StepRule`] sees of the current iteration.
+#[derive(Debug)]
+pub struct StepContext<'a, F: Float, O: ?Sized> {
+    pub(crate) objective: &'a O,
+    pub(crate) w: &'a Array1<F>,
+    pub(crate) batch: &'a [usize],
+    pub(crate) stats: &'a GradStats<F>,
+    pub(crate) loss: F,
+    pub(crate) noise: F,
+    pub(crate) batch_grew: bool,
+    pub(crate) iteration: usize,
+    pub(crate) n_samples: usize,
+    pub(crate) direction: &'a mut Array1<F>,
+    pub(crate) trial: &'a mut Array1<F>,
+    pub(crate) grad_evals: &'a mut u64,
+    pub(crate) loss_evals: &'a mut u64,
+}
+
+impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
+    /// The objective.
+    pub fn objective(&self) -> &O {
+        self.objective
+    }
+    /// The current iterate `w`.
+    pub fn w(&self) -> &Array1<F> {
+        self.w
+    }
+    /// The indices of the batch, which passed the big-batch test at `w`.
+    pub fn batch(&self) -> &[usize] {
+        self.batch
+    }
+    /// The batch statistics at `w`.
+    pub fn stats(&self) -> &GradStats<F> {
+        self.stats
+    }
+    /// The batch gradient `g_B(w)`.
+    pub fn gradient(&self) -> &Array1<F> {
+        self.stats.mean()
+    }
+    /// The batch loss `ℓ_B(w)`.
+    pub fn loss(&self) -> F {
+        self.loss
+    }
+    /// The estimated squared error of the batch gradient, `φ V_B / n` (zero for a full batch).
+    pub fn noise(&self) -> F {
+        self.noise
+    }
+    /// Whether the batch grew during this iteration.
+    pub fn batch_grew(&self) -> bool {
+        self.batch_grew
+    }
+    /// The iteration (0-based).
+    pub fn iteration(&self) -> usize {
+        self.iteration
+    }
+    /// The number of samples `N` of the objective.
+    pub fn n_samples(&self) -> usize {
+        self.n_samples
+    }
+    /// Whether the batch holds every sample (its gradient is exact).
+    pub fn is_full_batch(&self) -> bool {
+        self.batch.len() >= self.n_samples
+    }
+    /// The search direction `d`; `−g_B` unless the rule changed it.
+    pub fn direction(&self) -> &Array1<F> {
+        self.direction
+    }
+    /// The search direction, to overwrite.
+    pub fn direction_mut(&mut self) -> &mut Array1<F> {
+        self.direction
+    }
+    /// The directional derivative `g_B·d` of the batch loss along the direction.
+    pub fn slope(&self) -> F {
+        self.stats.mean().dot(&*self.direction)
+    }
+
+    /// The batch loss `ℓ_B(w + alpha·d)`; counts `|B|` loss evaluations.
+    pub fn loss_along(&mut self, alpha: F) -> F {
+        Zip::from(&mut *self.trial)
+            .and(self.w)
+            .and(&*self.direction)
+            .for_each(|t, &w, &d| *t = w + alpha * d);
+        *self.loss_evals += self.batch.len() as u64;
+        self.objective.batch_loss(&*self.trial, self.batch)
+    }
+
+    /// The batch loss at any point; counts `|B|` loss evaluations.
+    pub fn loss_at(&mut self, point: &ArrayRef1<F>) -> F {
+        *self.loss_evals += self.batch.len() as u64;
+        self.objective.batch_loss(point, self.batch)
+    }
+
+    /// Replaces `stats` by the batch statistics at `point`; counts `|B|` gradient evaluations.
+    pub fn stats_at(&mut self, point: &ArrayRef1<F>, stats: &mut GradStats<F>) {
+        stats.reset();
+        *self.grad_evals += self.batch.len() as u64;
+        self.objective.batch_gradient(point, self.batch, stats);
+    }
+
+    /// Backtracking from `alpha` until the batch loss decreases enough (Armijo's rule):
+    ///
+    /// ```text
+    /// ℓ_B(w + α d) ≤ ℓ_B(w) + c · α · g_B·d        α ← β α until it holds
+    /// ```
+    ///
+    /// A trial whose loss is not finite counts as a failure and is shrunk like any other.
+    ///
+    /// # Errors
+    /// [`Error::LineSearchFailed`] after `max_backtracks` reductions, when α falls below
+    /// `min_step`, or when `d` is not a descent direction.
+    pub fn backtrack(&mut self, alpha: F, search: &LineSearch) -> Result<Step<F>> {
+        let iteration = self.iteration;
+        let fail = move |backtracks| Error::LineSearchFailed {
+            iteration,
+            backtracks,
+            last_iterate: Vec::new(),
+        };
+        let slope = self.slope();
+        if slope.is_nan() || slope >= F::zero() {
+            return Err(fail(0));
+        }
+        let c = F::lit(search.sufficient_decrease);
+        let beta = F::lit(search.shrink);
+        let min_step = F::lit(search.min_step);
+        let f0 = self.loss;
+        let mut alpha = alpha;
+        let mut backtracks = 0;
+        loop {
+            let f = self.loss_along(alpha);
+            if f.is_finite() && f <= f0 + c * alpha * slope {
+                return Ok(Step { alpha, backtracks, loss_after: Some(f) });
+            }
+            if backtracks == search.max_backtracks || alpha * beta < min_step {
+                return Err(fail(backtracks));
+            }
+            alpha = alpha * beta;
+            backtracks += 1;
+        }
+    }
+}
+
+/// Parameters of the Armijo backtracking search shared by the step rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LineSearch {
+    /// c in `ℓ_B(w + αd) ≤ ℓ_B(w) + c α g·d`, in (0, 1). Default 0.1.
+    pub sufficient_decrease: f64,
+    /// β, the factor a rejected step is multiplied by, in (0, 1). Default 0.5.
+    pub shrink: f64,
+    /// The most reductions in one search before it fails (≥ 1). Default 60.
+    pub max_backtracks: usize,
+    /// The smallest step tried (≥ 0). Default 1e-12.
+    pub min_step: f64,
+}
+
+impl Default for LineSearch {
+    fn default() -> Self {
+        LineSearch { sufficient_decrease: 0.1, shrink: 0.5, max_backtracks: 60, min_step: 1e-12 }
+    }
+}
+
+impl LineSearch {
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_range("sufficient_decrease", self.sufficient_decrease, 0.0, true, 1.0, true, "in (0, 1)")?;
+        check_range("shrink", self.shrink, 0.0, true, 1.0, true, "in (0, 1)")?;
+        if self.max_backtracks == 0 {
+            return Err(Error::invalid("max_backtracks", 0, "at least 1"));
+        }
+        check_range("min_step", self.min_step, 0.0, false, f64::INFINITY, true, "finite and ≥ 0")
+    }
+}
