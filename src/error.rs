@@ -6,7 +6,9 @@ use crate::float::Float;
 
 /// Everything that can go wrong in the crate.
 ///
-/// Errors raised during a run carry the last finite iterate (`last_iterate`), stored as `f64`
+/// Errors raised during a run carry the last good iterate (`last_iterate`): the last iterate
+/// at which the batch loss and gradient were finite, or `w0` if the very first evaluation
+/// failed. It is stored as `f64`
 /// so that the type does not depend on the float type of the run: widening `f32` to `f64` is
 /// exact, and [`Error::last_iterate`] narrows it back without loss.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -63,7 +65,8 @@ pub enum Error {
         what: &'static str,
         /// The iteration at which it appeared (0-based).
         iteration: usize,
-        /// The last iterate at which everything was finite, widened to `f64`.
+        /// The last iterate at which the batch loss and gradient were finite (`w0` if the first
+        /// evaluation failed), widened to `f64`.
         last_iterate: Vec<f64>,
     },
 
@@ -78,7 +81,8 @@ pub enum Error {
         iteration: usize,
         /// How many times the step was shrunk.
         backtracks: usize,
-        /// The iterate at which the search started (unchanged), widened to `f64`.
+        /// The iterate at which the search started (its loss and gradient were finite),
+        /// widened to `f64`.
         last_iterate: Vec<f64>,
     },
 }

@@ -66,12 +66,15 @@ pub trait Objective<F: Float = f64> {
 
     /// The mean loss `ℓ_B(w) = (1/|B|) Σ_{i∈B} f_i(w)` over the indices in `batch`
     /// (zero for an empty batch).
+    ///
+    /// The default sums in `f64`, so that the mean is as accurate as the per-sample losses:
+    /// line searches compare batch losses that differ by little.
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
         if batch.is_empty() {
             return F::zero();
         }
-        let sum: F = batch.iter().map(|&i| self.sample_loss(w, i)).sum();
-        sum / F::from_count(batch.len())
+        let sum: f64 = batch.iter().map(|&i| self.sample_loss(w, i).as_f64()).sum();
+        F::lit(sum / batch.len() as f64)
     }
 
     /// Adds the per-sample gradients (and, if it can, the losses) of the samples in `batch`

@@ -73,6 +73,7 @@ pub struct RunState<F> {
     stats: GradStats<F>,
     direction: Array1<F>,
     next: Array1<F>,
+    last_good: Array1<F>,
 }
 
 impl<F: Float> RunState<F> {
@@ -91,6 +92,7 @@ impl<F: Float> RunState<F> {
             stats: GradStats::new(dim),
             direction: Array1::zeros(dim),
             next: Array1::zeros(dim),
+            last_good: w.clone(),
             w,
         }
     }
@@ -119,6 +121,11 @@ impl<F: Float> RunState<F> {
     pub fn batch_size(&self) -> usize {
         self.batch_size
     }
+    /// The last iterate at which the batch loss and gradient were finite (`w0` before the
+    /// first evaluation): what a failed run hands back.
+    pub fn last_good(&self) -> &Array1<F> {
+        &self.last_good
+    }
     /// The indices of the last batch drawn.
     pub fn batch(&self) -> &[usize] {
         self.sampler.batch()
@@ -133,6 +140,9 @@ pub enum Outcome<F> {
     Stepped(IterRecord<F>),
     /// The batch passed the test with a gradient below the tolerance; no step was taken.
     Converged,
+    /// The batch held every sample and the step left the iterate unchanged in floating point:
+    /// every further iteration would repeat it.
+    Stalled,
 }
 
 /// An optimizer that draws big batches and steps on them; the loop is written once, in the
@@ -150,7 +160,7 @@ pub trait BigBatchOptimizer<F: Float> {
     ///
     /// # Errors
     /// [`Error::NonFinite`] or [`Error::LineSearchFailed`]; the run state keeps the last
-    /// good iterate.
+    /// good iterate ([`RunState::last_good`]).
     fn iterate<O: Objective<F> + ?Sized>(&mut self, objective: &O, run: &mut RunState<F>) -> Result<Outcome<F>>;
 
     /// The tolerances and budgets.
@@ -192,13 +202,14 @@ pub trait BigBatchOptimizer<F: Float> {
             }
             match self.iterate(objective, &mut run) {
                 Ok(Outcome::Converged) => break StopReason::GradientTolerance,
+                Ok(Outcome::Stalled) => break StopReason::NoProgress,
                 Ok(Outcome::Stepped(record)) => {
                     let view = IterView { record: &record, w: &run.w, batch: run.sampler.batch() };
                     if let ControlFlow::Break(()) = observer.on_iter(&view) {
                         break StopReason::Observer;
                     }
                 }
-                Err(e) => return Err(e.with_iterate(&run.w)),
+                Err(e) => return Err(e.with_iterate(&run.last_good)),
             }
         };
         let all: Vec<usize> = (0..run.n_samples).collect();
@@ -210,7 +221,7 @@ pub trait BigBatchOptimizer<F: Float> {
                 iteration: run.iteration,
                 last_iterate: Vec::new(),
             }
-            .with_iterate(&run.w));
+            .with_iterate(&run.last_good));
         }
         Ok(Report {
             epochs: run.epochs(),
@@ -516,6 +527,7 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
         run.last_grad_norm_sq = g2;
         let first = *run.first_grad_norm_sq.get_or_insert(g2);
         if self.stop.converged(g2, first) {
+            run.last_good.assign(&run.w);
             return Ok(Outcome::Converged);
         }
 
@@ -530,6 +542,7 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
         if !loss.is_finite() {
             return Err(non_finite("loss", it));
         }
+        run.last_good.assign(&run.w);
         Zip::from(&mut run.direction).and(run.stats.mean()).for_each(|d, &g| *d = -g);
         let mut ctx = StepContext {
             objective,
@@ -556,6 +569,12 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
             .for_each(|x, &w, &d| *x = w + step.alpha * d);
         if run.next.iter().any(|x| !x.is_finite()) {
             return Err(non_finite("iterate", it));
+        }
+        // Exact comparison on purpose: the question is whether the step changed any bit.
+        #[allow(clippy::float_cmp)]
+        let unchanged = run.next == run.w;
+        if unchanged && run.sampler.batch().len() >= n_total {
+            return Ok(Outcome::Stalled);
         }
         std::mem::swap(&mut run.w, &mut run.next);
         run.iteration += 1;

@@ -19,6 +19,9 @@ pub enum StopReason {
     IterationBudget,
     /// An observer asked to stop.
     Observer,
+    /// The batch held every sample and the step no longer changed the iterate in floating
+    /// point: the run reached the precision of the float type before the tolerance.
+    NoProgress,
 }
 
 impl fmt::Display for StopReason {
@@ -28,6 +31,7 @@ impl fmt::Display for StopReason {
             StopReason::EpochBudget => "epoch budget used up",
             StopReason::IterationBudget => "iteration budget used up",
             StopReason::Observer => "stopped by an observer",
+            StopReason::NoProgress => "no progress at this floating-point precision",
         })
     }
 }

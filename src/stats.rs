@@ -37,7 +37,8 @@ pub struct GradStats<F> {
     count: usize,
     mean: Array1<F>,
     m2: F,
-    loss_sum: F,
+    // Losses are summed in f64: line searches compare batch losses that differ by little.
+    loss_sum: f64,
     loss_count: usize,
 }
 
@@ -48,7 +49,7 @@ impl<F: Float> GradStats<F> {
             count: 0,
             mean: Array1::zeros(dim),
             m2: F::zero(),
-            loss_sum: F::zero(),
+            loss_sum: 0.0,
             loss_count: 0,
         }
     }
@@ -83,7 +84,7 @@ impl<F: Float> GradStats<F> {
             count,
             mean,
             m2,
-            loss_sum: loss_sum.unwrap_or_else(F::zero),
+            loss_sum: loss_sum.map_or(0.0, F::as_f64),
             loss_count: if loss_sum.is_some() { count } else { 0 },
         }
     }
@@ -93,7 +94,7 @@ impl<F: Float> GradStats<F> {
         self.count = 0;
         self.mean.fill(F::zero());
         self.m2 = F::zero();
-        self.loss_sum = F::zero();
+        self.loss_sum = 0.0;
         self.loss_count = 0;
     }
 
@@ -126,7 +127,7 @@ impl<F: Float> GradStats<F> {
     #[track_caller]
     pub fn push_with_loss(&mut self, grad: &ArrayRef1<F>, loss: F) {
         self.push(grad);
-        self.loss_sum += loss;
+        self.loss_sum += loss.as_f64();
         self.loss_count += 1;
     }
 
@@ -195,10 +196,10 @@ impl<F: Float> GradStats<F> {
         if self.count < 2 { F::zero() } else { self.m2 / F::from_count(self.count - 1) }
     }
 
-    /// The mean loss `ℓ_B`, if every sample was added with its loss.
+    /// The mean loss `ℓ_B`, if every sample was added with its loss (summed in `f64`).
     pub fn loss(&self) -> Option<F> {
         (self.count > 0 && self.loss_count == self.count)
-            .then(|| self.loss_sum / F::from_count(self.count))
+            .then(|| F::lit(self.loss_sum / self.count as f64))
     }
 
     /// Whether the mean, the sum of squared deviations and the loss sum are all finite.

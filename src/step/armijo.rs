@@ -33,6 +33,7 @@ pub enum StepIncrease {
 /// use bigbatch::{Armijo, BigBatchSgd, StepIncrease};
 /// let rule = Armijo::new().initial_step(0.5).sufficient_decrease(1e-4).increase(StepIncrease::EveryIteration);
 /// let opt = BigBatchSgd::builder().step(rule).build()?;
+/// assert_eq!(opt.step_rule().line_search().sufficient_decrease, 1e-4);
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]

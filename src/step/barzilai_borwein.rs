@@ -29,7 +29,8 @@ use crate::stats::GradStats;
 /// # Example
 /// ```
 /// use bigbatch::{BarzilaiBorwein, BigBatchSgd};
-/// let opt = BigBatchSgd::builder().step(BarzilaiBorwein::<f64>::new().max_step(10.0)).build()?;
+/// let rule = BarzilaiBorwein::<f64>::new().max_step(10.0).smoothing(false);
+/// let _optimizer = BigBatchSgd::builder().step(rule).theta(0.5).build()?;
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]

@@ -14,6 +14,7 @@ use crate::objective::Objective;
 /// ```
 /// use bigbatch::{BigBatchSgd, Fixed};
 /// let opt = BigBatchSgd::builder().step(Fixed::new(0.1)).build()?;
+/// assert_eq!(opt.step_rule().step_size(), 0.1);
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]

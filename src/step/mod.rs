@@ -170,9 +170,14 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     /// Backtracking from `alpha` until the batch loss decreases enough (Armijo's rule):
     ///
     /// ```text
-    /// ℓ_B(w + α d) ≤ ℓ_B(w) + c · α · g_B·d        α ← β α until it holds
+    /// ℓ_B(w + α d) ≤ ℓ_B(w) + c · α · g_B·d + ε_F        α ← β α until it holds
+    /// ε_F = 10 · machine epsilon of F · |ℓ_B(w)|
     /// ```
     ///
+    /// The allowance `ε_F` is the rounding error of a computed loss. Without it, once the
+    /// required decrease falls below what the loss can resolve (in `f32` this happens long
+    /// before the gradient is small), the search would shrink the step chasing rounding noise;
+    /// with it, such steps are accepted and the (more precise) gradient keeps guiding the run.
     /// A trial whose loss is not finite counts as a failure and is shrunk like any other.
     ///
     /// # Errors
@@ -193,11 +198,12 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
         let beta = F::lit(search.shrink);
         let min_step = F::lit(search.min_step);
         let f0 = self.loss;
+        let allowance = rounding_allowance(f0);
         let mut alpha = alpha;
         let mut backtracks = 0;
         loop {
             let f = self.loss_along(alpha);
-            if f.is_finite() && f <= f0 + c * alpha * slope {
+            if f.is_finite() && f <= f0 + c * alpha * slope + allowance {
                 return Ok(Step { alpha, backtracks, loss_after: Some(f) });
             }
             if backtracks == search.max_backtracks || alpha * beta < min_step {
@@ -207,6 +213,11 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
             backtracks += 1;
         }
     }
+}
+
+/// The rounding allowance of the Armijo test at loss `f0`: `10 · ε_F · |f0|`.
+pub fn rounding_allowance<F: Float>(f0: F) -> F {
+    F::lit(10.0) * F::epsilon() * f0.abs()
 }
 
 /// Parameters of the Armijo backtracking search shared by the step rules.

@@ -1,0 +1,126 @@
+//! Convergence to known optima, for every step rule, in f32 and f64.
+mod common;
+
+use std::ops::ControlFlow;
+
+use bigbatch::observe::from_fn;
+use bigbatch::*;
+use common::*;
+use ndarray::Array1;
+
+/// Noiseless least squares (`y = X w*`, λ = 0): every rule must recover `w*`.
+fn recovers_generating_weights<F: Float>(tolerance: f64, max_err: f64) {
+    let (x, y, w_true) = linear_data(7, 800, 5, 1.0, 0.0);
+    let p = Ridge::<F>::new(x, y, 0.0);
+    let (_, l) = p.curvature_bounds();
+    let theta = 1.0;
+    let check = |name: &str, r: Report<F>| {
+        let err = max_abs_diff(&r.w, &w_true);
+        assert_eq!(r.stop, StopReason::GradientTolerance, "{name}: {r}");
+        assert!(err <= max_err, "{name}: |w − w*|∞ = {err:e} > {max_err:e} ({r})");
+    };
+    let w0 = Array1::<F>::zeros(5);
+    let base = || BigBatchSgd::builder().theta(theta).seed(11).tolerance(tolerance).max_epochs(500.0);
+    let fixed = Fixed::new(1.0 / (l * (1.0 + theta * theta)));
+    check("fixed", base().step(fixed).build().unwrap().minimize(&p, w0.clone()).unwrap());
+    check("armijo", base().build().unwrap().minimize(&p, w0.clone()).unwrap());
+    check("bb", base().step(BarzilaiBorwein::<F>::new()).build().unwrap().minimize(&p, w0).unwrap());
+}
+
+#[test]
+fn noiseless_least_squares_recovers_weights_f64() {
+    recovers_generating_weights::<f64>(1e-24, 1e-9);
+}
+
+#[test]
+fn noiseless_least_squares_recovers_weights_f32() {
+    recovers_generating_weights::<f32>(1e-9, 1e-3);
+}
+
+/// Strongly convex ridge with the theory step `1/(L(1+θ²))`: the full-objective gap must
+/// shrink at least at the rate `1 − μ/(L(1+θ²))` (in expectation; a constant factor of slack
+/// covers one seeded run), and all the way down, not only at the start.
+fn linear_convergence<F: Float>(floor: f64) {
+    let p = ridge::<F>(3, 1500, 5, 0.5, 0.05);
+    let (mu, l) = p.curvature_bounds();
+    let w_star = p.optimum();
+    let all = p.all();
+    let f_star = p.loss64(w_star.as_slice().unwrap(), &all);
+    for theta in [0.5, 1.0] {
+        let rate = 1.0 - mu / (l * (1.0 + theta * theta));
+        let w0 = Array1::<F>::zeros(5);
+        let gap0 = p.loss64(&to64(&w0), &all) - f_star;
+        let mut gaps = vec![gap0];
+        let mut obs = from_fn(|v: &IterView<'_, F>| {
+            gaps.push(p.loss64(&to64(v.w), &all) - f_star);
+            ControlFlow::Continue(())
+        });
+        let mut opt = BigBatchSgd::builder()
+            .theta(theta)
+            .step(Fixed::new(1.0 / (l * (1.0 + theta * theta))))
+            .tolerance(0.0)
+            .max_epochs(f64::INFINITY)
+            .max_iterations(120)
+            .seed(5)
+            .build()
+            .unwrap();
+        let report = opt.minimize_with(&p, w0, &mut obs).unwrap();
+        // 120 steps, or fewer if a full-batch step stopped changing the iterate (f32).
+        match report.stop {
+            StopReason::IterationBudget => assert_eq!(gaps.len(), 121),
+            StopReason::NoProgress => assert!(gaps[gaps.len() - 1] < floor, "stalled early: {report}"),
+            other => panic!("unexpected stop {other}"),
+        }
+        for (t, gap) in gaps.iter().enumerate() {
+            if gap0 * rate.powi(t as i32) < floor {
+                break;
+            }
+            let bound = 10.0 * gap0 * rate.powi(t as i32);
+            assert!(*gap <= bound, "θ={theta} t={t}: gap {gap:e} > 10·ρ^t·gap0 = {bound:e}");
+        }
+        // It does converge: well below the start after 120 iterations.
+        let last = *gaps.last().unwrap();
+        assert!(last < 1e-6 * gap0 || last < floor, "θ={theta}: final gap {last:e}");
+    }
+}
+
+#[test]
+fn linear_convergence_fixed_step_f64() {
+    linear_convergence::<f64>(1e-13);
+}
+
+#[test]
+fn linear_convergence_fixed_step_f32() {
+    linear_convergence::<f32>(1e-5);
+}
+
+/// Noisy ridge, default settings: each rule stops by the tolerance near the true optimum.
+fn noisy_ridge_default_settings<F: Float>(tolerance: f64, max_rel_gap: f64) {
+    let p = ridge::<F>(21, 1000, 6, 1.0, 0.01);
+    let w_star = p.optimum();
+    let f_star = p.loss64(w_star.as_slice().unwrap(), &p.all());
+    let w0 = Array1::<F>::zeros(6);
+    let base = || BigBatchSgd::builder().tolerance(tolerance).seed(2);
+    let reports = [
+        ("armijo", base().build().unwrap().minimize(&p, w0.clone()).unwrap()),
+        ("bb", base().step(BarzilaiBorwein::<F>::new()).build().unwrap().minimize(&p, w0.clone()).unwrap()),
+    ];
+    for (name, r) in reports {
+        let gap = (r.loss.as_f64() - f_star) / f_star;
+        assert_eq!(r.stop, StopReason::GradientTolerance, "{name}: {r}");
+        assert!(gap.abs() <= max_rel_gap, "{name}: relative gap {gap:e}");
+        // The reported loss is the full objective at the reported iterate.
+        let direct = p.loss64(&to64(&r.w), &p.all());
+        assert!((r.loss.as_f64() - direct).abs() <= 1e-4 * direct, "{name}");
+    }
+}
+
+#[test]
+fn noisy_ridge_default_settings_f64() {
+    noisy_ridge_default_settings::<f64>(1e-12, 1e-9);
+}
+
+#[test]
+fn noisy_ridge_default_settings_f32() {
+    noisy_ridge_default_settings::<f32>(1e-8, 1e-4);
+}
