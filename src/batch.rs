@@ -8,7 +8,11 @@ use rand::{Rng, RngExt};
 pub(crate) fn grown_size(k: usize, rate: f64, n_total: usize) -> usize {
     let x = rate * k as f64;
     let nearest = x.round();
-    let inc = if (x - nearest).abs() <= 1e-9 * nearest.max(1.0) { nearest } else { x.ceil() };
+    let inc = if (x - nearest).abs() <= 1e-9 * nearest.max(1.0) {
+        nearest
+    } else {
+        x.ceil()
+    };
     // `inc` is finite and ≥ 0 for validated `rate`; the cast saturates anyway.
     let inc = (inc as usize).max(1);
     k.saturating_add(inc).min(n_total)
@@ -28,7 +32,10 @@ pub(crate) struct Sampler {
 
 impl Sampler {
     pub(crate) fn new(n: usize) -> Self {
-        Sampler { perm: (0..n).collect(), len: 0 }
+        Sampler {
+            perm: (0..n).collect(),
+            len: 0,
+        }
     }
 
     /// Starts a new batch of `k` (capped at `n`) indices.
@@ -69,7 +76,11 @@ mod tests {
     #[test]
     fn growth_arithmetic_and_cap() {
         assert_eq!(grown_size(10, 0.1, 1000), 11);
-        assert_eq!(grown_size(30, 0.1, 1000), 33, "0.1·30 is 3 despite rounding");
+        assert_eq!(
+            grown_size(30, 0.1, 1000),
+            33,
+            "0.1·30 is 3 despite rounding"
+        );
         assert_eq!(grown_size(31, 0.1, 1000), 35, "⌈3.1⌉ = 4");
         assert_eq!(grown_size(2, 0.1, 1000), 3, "at least one sample");
         assert_eq!(grown_size(100, 0.5, 1000), 150);

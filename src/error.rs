@@ -101,7 +101,8 @@ impl Error {
     /// ```
     pub fn last_iterate<F: Float>(&self) -> Option<Array1<F>> {
         match self {
-            Error::NonFinite { last_iterate, .. } | Error::LineSearchFailed { last_iterate, .. } => {
+            Error::NonFinite { last_iterate, .. }
+            | Error::LineSearchFailed { last_iterate, .. } => {
                 Some(last_iterate.iter().map(|&x| F::lit(x)).collect())
             }
             _ => None,
@@ -110,8 +111,8 @@ impl Error {
 
     /// Fills the carried iterate of a run-time error if it is still empty.
     pub(crate) fn with_iterate<F: Float>(mut self, w: &Array1<F>) -> Self {
-        if let Error::NonFinite { last_iterate, .. } | Error::LineSearchFailed { last_iterate, .. } =
-            &mut self
+        if let Error::NonFinite { last_iterate, .. }
+        | Error::LineSearchFailed { last_iterate, .. } = &mut self
         {
             if last_iterate.is_empty() {
                 *last_iterate = w.iter().map(|x| x.as_f64()).collect();
@@ -121,8 +122,16 @@ impl Error {
     }
 
     /// An [`Error::InvalidParameter`] for `name`.
-    pub(crate) fn invalid(name: &'static str, value: impl std::fmt::Display, allowed: &'static str) -> Self {
-        Error::InvalidParameter { name, value: value.to_string(), allowed }
+    pub(crate) fn invalid(
+        name: &'static str,
+        value: impl std::fmt::Display,
+        allowed: &'static str,
+    ) -> Self {
+        Error::InvalidParameter {
+            name,
+            value: value.to_string(),
+            allowed,
+        }
     }
 }
 

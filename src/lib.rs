@@ -103,7 +103,11 @@ pub use error::{Error, Result};
 pub use float::{Float, lit};
 pub use objective::Objective;
 pub use observe::{History, IterRecord, IterView, Observer, Progress};
-pub use optimizer::{BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Outcome, RunState, StopRule};
+pub use optimizer::{
+    BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Outcome, RunState, StopRule,
+};
 pub use report::{Report, StopReason};
 pub use stats::{BatchTest, GradStats};
-pub use step::{Armijo, BarzilaiBorwein, Fixed, LineSearch, Step, StepContext, StepIncrease, StepRule, Validate};
+pub use step::{
+    Armijo, BarzilaiBorwein, Fixed, LineSearch, Step, StepContext, StepIncrease, StepRule, Validate,
+};

@@ -70,7 +70,11 @@ impl<F, A: Observer<F>, B: Observer<F>> Observer<F> for (A, B) {
     fn on_iter(&mut self, view: &IterView<'_, F>) -> ControlFlow<()> {
         let a = self.0.on_iter(view);
         let b = self.1.on_iter(view);
-        if a.is_break() || b.is_break() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if a.is_break() || b.is_break() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 }
 
@@ -110,7 +114,9 @@ pub struct History<F> {
 impl<F> History<F> {
     /// An empty history.
     pub fn new() -> Self {
-        History { records: Vec::new() }
+        History {
+            records: Vec::new(),
+        }
     }
     /// The records, one per iteration, in order.
     pub fn records(&self) -> &[IterRecord<F>] {
@@ -182,7 +188,9 @@ pub struct Progress<W = std::io::Stdout> {
 
 impl<W> std::fmt::Debug for Progress<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress").field("every", &self.every).finish_non_exhaustive()
+        f.debug_struct("Progress")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
     }
 }
 
@@ -196,7 +204,11 @@ impl Progress {
 impl<W: Write> Progress<W> {
     /// Prints every `every` iterations (at least 1) to `out`.
     pub fn to_writer(every: usize, out: W) -> Self {
-        Progress { every: every.max(1), out, header: false }
+        Progress {
+            every: every.max(1),
+            out,
+            header: false,
+        }
     }
     /// The writer.
     pub fn into_inner(self) -> W {

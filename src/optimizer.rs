@@ -32,16 +32,41 @@ pub struct StopRule {
 
 impl Default for StopRule {
     fn default() -> Self {
-        StopRule { tolerance: 1e-10, relative_tolerance: 0.0, max_epochs: 100.0, max_iterations: 100_000 }
+        StopRule {
+            tolerance: 1e-10,
+            relative_tolerance: 0.0,
+            max_epochs: 100.0,
+            max_iterations: 100_000,
+        }
     }
 }
 
 impl StopRule {
     fn validate(&self) -> Result<()> {
-        check_range("tolerance", self.tolerance, 0.0, false, f64::INFINITY, true, "finite and ≥ 0")?;
-        check_range("relative_tolerance", self.relative_tolerance, 0.0, false, 1.0, true, "in [0, 1)")?;
+        check_range(
+            "tolerance",
+            self.tolerance,
+            0.0,
+            false,
+            f64::INFINITY,
+            true,
+            "finite and ≥ 0",
+        )?;
+        check_range(
+            "relative_tolerance",
+            self.relative_tolerance,
+            0.0,
+            false,
+            1.0,
+            true,
+            "in [0, 1)",
+        )?;
         if self.max_epochs.is_nan() || self.max_epochs <= 0.0 {
-            return Err(Error::invalid("max_epochs", self.max_epochs, "> 0 (may be infinite)"));
+            return Err(Error::invalid(
+                "max_epochs",
+                self.max_epochs,
+                "> 0 (may be infinite)",
+            ));
         }
         if self.max_iterations == 0 {
             return Err(Error::invalid("max_iterations", 0, "at least 1"));
@@ -153,7 +178,11 @@ pub trait BigBatchOptimizer<F: Float> {
     ///
     /// # Errors
     /// [`Error::EmptyObjective`], [`Error::DimensionMismatch`] or [`Error::NonFiniteInput`].
-    fn start<O: Objective<F> + ?Sized>(&mut self, objective: &O, w0: Array1<F>) -> Result<RunState<F>>;
+    fn start<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        w0: Array1<F>,
+    ) -> Result<RunState<F>>;
 
     /// One iteration: draw a batch that passes the big-batch test at the current iterate,
     /// stop if its gradient is below the tolerance, otherwise take a step.
@@ -161,7 +190,11 @@ pub trait BigBatchOptimizer<F: Float> {
     /// # Errors
     /// [`Error::NonFinite`] or [`Error::LineSearchFailed`]; the run state keeps the last
     /// good iterate ([`RunState::last_good`]).
-    fn iterate<O: Objective<F> + ?Sized>(&mut self, objective: &O, run: &mut RunState<F>) -> Result<Outcome<F>>;
+    fn iterate<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        run: &mut RunState<F>,
+    ) -> Result<Outcome<F>>;
 
     /// The tolerances and budgets.
     fn stop_rule(&self) -> &StopRule;
@@ -170,7 +203,11 @@ pub trait BigBatchOptimizer<F: Float> {
     ///
     /// # Errors
     /// See [`minimize_with`](Self::minimize_with).
-    fn minimize<O: Objective<F> + ?Sized>(&mut self, objective: &O, w0: Array1<F>) -> Result<Report<F>> {
+    fn minimize<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        w0: Array1<F>,
+    ) -> Result<Report<F>> {
         self.minimize_with(objective, w0, &mut ())
     }
 
@@ -204,7 +241,11 @@ pub trait BigBatchOptimizer<F: Float> {
                 Ok(Outcome::Converged) => break StopReason::GradientTolerance,
                 Ok(Outcome::Stalled) => break StopReason::NoProgress,
                 Ok(Outcome::Stepped(record)) => {
-                    let view = IterView { record: &record, w: &run.w, batch: run.sampler.batch() };
+                    let view = IterView {
+                        record: &record,
+                        w: &run.w,
+                        batch: run.sampler.batch(),
+                    };
                     if let ControlFlow::Break(()) = observer.on_iter(&view) {
                         break StopReason::Observer;
                     }
@@ -430,9 +471,21 @@ impl<S> BigBatchSgdBuilder<S> {
     {
         self.test.validate()?;
         if self.initial_batch < 2 {
-            return Err(Error::invalid("initial_batch", self.initial_batch, "at least 2"));
+            return Err(Error::invalid(
+                "initial_batch",
+                self.initial_batch,
+                "at least 2",
+            ));
         }
-        check_range("growth", self.growth, 0.0, true, f64::INFINITY, true, "finite and > 0")?;
+        check_range(
+            "growth",
+            self.growth,
+            0.0,
+            true,
+            f64::INFINITY,
+            true,
+            "finite and > 0",
+        )?;
         self.stop.validate()?;
         self.step.validate()?;
         Ok(BigBatchSgd {
@@ -447,7 +500,11 @@ impl<S> BigBatchSgdBuilder<S> {
 }
 
 fn non_finite(what: &'static str, iteration: usize) -> Error {
-    Error::NonFinite { what, iteration, last_iterate: Vec::new() }
+    Error::NonFinite {
+        what,
+        iteration,
+        last_iterate: Vec::new(),
+    }
 }
 
 fn check_stats<F: Float>(stats: &GradStats<F>, iteration: usize) -> Result<()> {
@@ -486,22 +543,38 @@ fn accumulate<F: Float, O: Objective<F> + ?Sized>(
 }
 
 impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
-    fn start<O: Objective<F> + ?Sized>(&mut self, objective: &O, w0: Array1<F>) -> Result<RunState<F>> {
+    fn start<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        w0: Array1<F>,
+    ) -> Result<RunState<F>> {
         let (n, dim) = (objective.n_samples(), objective.dim());
         if n == 0 || dim == 0 {
             return Err(Error::EmptyObjective { n_samples: n, dim });
         }
         if w0.len() != dim {
-            return Err(Error::DimensionMismatch { what: "w0", expected: dim, got: w0.len() });
+            return Err(Error::DimensionMismatch {
+                what: "w0",
+                expected: dim,
+                got: w0.len(),
+            });
         }
         if let Some((index, value)) = w0.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-            return Err(Error::NonFiniteInput { what: "w0", index, value: value.as_f64() });
+            return Err(Error::NonFiniteInput {
+                what: "w0",
+                index,
+                value: value.as_f64(),
+            });
         }
         self.step.reset();
         Ok(RunState::new(w0, n, self.initial_batch, self.seed))
     }
 
-    fn iterate<O: Objective<F> + ?Sized>(&mut self, objective: &O, run: &mut RunState<F>) -> Result<Outcome<F>> {
+    fn iterate<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        run: &mut RunState<F>,
+    ) -> Result<Outcome<F>> {
         let n_total = run.n_samples;
         let it = run.iteration;
         let start_size = run.batch_size;
@@ -509,7 +582,13 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
         // Draw a fresh batch, and grow it at the same w until it passes the test.
         run.stats.reset();
         let batch = run.sampler.draw(start_size, &mut run.rng);
-        accumulate(objective, &run.w, batch, &mut run.stats, &mut run.grad_evals)?;
+        accumulate(
+            objective,
+            &run.w,
+            batch,
+            &mut run.stats,
+            &mut run.grad_evals,
+        )?;
         check_stats(&run.stats, it)?;
         let mut growth_rounds = 0;
         while run.batch_size < n_total && !self.test.passes(&run.stats, n_total) {
@@ -543,7 +622,9 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
             return Err(non_finite("loss", it));
         }
         run.last_good.assign(&run.w);
-        Zip::from(&mut run.direction).and(run.stats.mean()).for_each(|d, &g| *d = -g);
+        Zip::from(&mut run.direction)
+            .and(run.stats.mean())
+            .for_each(|d, &g| *d = -g);
         let mut ctx = StepContext {
             objective,
             w: &run.w,

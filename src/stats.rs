@@ -69,7 +69,12 @@ impl<F: Float> GradStats<F> {
     /// # Panics
     /// If `count` is zero while a sum is non-zero.
     #[track_caller]
-    pub fn from_sums(count: usize, grad_sum: Array1<F>, sq_norm_sum: F, loss_sum: Option<F>) -> Self {
+    pub fn from_sums(
+        count: usize,
+        grad_sum: Array1<F>,
+        sq_norm_sum: F,
+        loss_sum: Option<F>,
+    ) -> Self {
         if count == 0 {
             assert!(
                 grad_sum.iter().all(|x| x.is_zero()) && sq_norm_sum.is_zero(),
@@ -108,7 +113,11 @@ impl<F: Float> GradStats<F> {
     /// If `grad` does not have the accumulator's length.
     #[track_caller]
     pub fn push(&mut self, grad: &ArrayRef1<F>) {
-        assert_eq!(grad.len(), self.mean.len(), "GradStats::push: gradient length");
+        assert_eq!(
+            grad.len(),
+            self.mean.len(),
+            "GradStats::push: gradient length"
+        );
         self.count += 1;
         let inv = F::one() / F::from_count(self.count);
         let mut m2 = F::zero();
@@ -141,7 +150,11 @@ impl<F: Float> GradStats<F> {
     /// If the two accumulators have different lengths.
     #[track_caller]
     pub fn merge(&mut self, other: &GradStats<F>) {
-        assert_eq!(other.mean.len(), self.mean.len(), "GradStats::merge: gradient length");
+        assert_eq!(
+            other.mean.len(),
+            self.mean.len(),
+            "GradStats::merge: gradient length"
+        );
         if other.count == 0 {
             return;
         }
@@ -154,11 +167,13 @@ impl<F: Float> GradStats<F> {
         let n = na + nb;
         let wb = nb / n;
         let mut delta_sq = F::zero();
-        Zip::from(&mut self.mean).and(&other.mean).for_each(|ma, &mb| {
-            let delta = mb - *ma;
-            delta_sq += delta * delta;
-            *ma += delta * wb;
-        });
+        Zip::from(&mut self.mean)
+            .and(&other.mean)
+            .for_each(|ma, &mb| {
+                let delta = mb - *ma;
+                delta_sq += delta * delta;
+                *ma += delta * wb;
+            });
         self.m2 += other.m2 + delta_sq * (na * wb);
         self.count += other.count;
         self.loss_sum += other.loss_sum;
@@ -193,7 +208,11 @@ impl<F: Float> GradStats<F> {
     /// The unbiased variance estimate `V_B = Σ‖∇f_i − g_B‖² / (n − 1)`; zero for fewer than
     /// two samples (the spread of one sample cannot be estimated: see [`BatchTest::passes`]).
     pub fn variance(&self) -> F {
-        if self.count < 2 { F::zero() } else { self.m2 / F::from_count(self.count - 1) }
+        if self.count < 2 {
+            F::zero()
+        } else {
+            self.m2 / F::from_count(self.count - 1)
+        }
     }
 
     /// The mean loss `ℓ_B`, if every sample was added with its loss (summed in `f64`).
@@ -228,14 +247,26 @@ pub struct BatchTest {
 
 impl Default for BatchTest {
     fn default() -> Self {
-        BatchTest { theta: 1.0, finite_population_correction: false, unbiased_signal: false }
+        BatchTest {
+            theta: 1.0,
+            finite_population_correction: false,
+            unbiased_signal: false,
+        }
     }
 }
 
 impl BatchTest {
     /// Checks θ.
     pub(crate) fn validate(&self) -> Result<()> {
-        check_range("theta", self.theta, 0.0, true, f64::INFINITY, true, "finite and > 0")
+        check_range(
+            "theta",
+            self.theta,
+            0.0,
+            true,
+            f64::INFINITY,
+            true,
+            "finite and > 0",
+        )
     }
 
     /// The noise estimate `φ V_B / n`, the expected squared error of `g_B`; zero when the
@@ -256,7 +287,11 @@ impl BatchTest {
     /// The factor `c` in the test `noise ≤ c ‖g_B‖²`: θ², or θ²/(1+θ²).
     fn signal_factor(&self) -> f64 {
         let t2 = self.theta * self.theta;
-        if self.unbiased_signal { t2 / (1.0 + t2) } else { t2 }
+        if self.unbiased_signal {
+            t2 / (1.0 + t2)
+        } else {
+            t2
+        }
     }
 
     /// Whether the batch passes the test; always true for a batch of all `n_total` samples, and
@@ -286,7 +321,11 @@ impl BatchTest {
             return 0;
         }
         let k = noise_sum / signal;
-        if k.is_finite() { (k.ceil().max(0.0) as usize).min(n_total) } else { n_total }
+        if k.is_finite() {
+            (k.ceil().max(0.0) as usize).min(n_total)
+        } else {
+            n_total
+        }
     }
 }
 
@@ -299,7 +338,11 @@ mod tests {
     /// Two-pass reference in f64: mean, then Σ‖v − mean‖².
     fn two_pass(rows: &Array2<f64>) -> (Array1<f64>, f64) {
         let mean = rows.mean_axis(ndarray::Axis(0)).unwrap();
-        let m2 = rows.rows().into_iter().map(|r| (&r - &mean).mapv(|x| x * x).sum()).sum();
+        let m2 = rows
+            .rows()
+            .into_iter()
+            .map(|r| (&r - &mean).mapv(|x| x * x).sum())
+            .sum();
         (mean, m2)
     }
 
@@ -324,7 +367,10 @@ mod tests {
         let (mean, m2) = two_pass(&rows.mapv(|x| F::lit(x).as_f64()));
         let s = push_all::<F>(rows);
         for (a, b) in s.mean().iter().zip(mean.iter()) {
-            assert!((a.as_f64() - b).abs() <= rel_tol * b.abs().max(1e-300), "{a} vs {b}");
+            assert!(
+                (a.as_f64() - b).abs() <= rel_tol * b.abs().max(1e-300),
+                "{a} vs {b}"
+            );
         }
         let got = s.sum_sq_dev().as_f64();
         assert!((got - m2).abs() <= rel_tol * m2, "m2 {got} vs {m2}");
@@ -352,7 +398,10 @@ mod tests {
         let sq: f64 = rows.iter().map(|x| x * x).sum();
         let naive = GradStats::<f64>::from_sums(1000, rows.sum_axis(ndarray::Axis(0)), sq, None);
         let rel_err = (naive.sum_sq_dev() - s.sum_sq_dev()).abs() / s.sum_sq_dev();
-        assert!(rel_err > 0.01, "expected the sums shortcut to cancel, rel err {rel_err}");
+        assert!(
+            rel_err > 0.01,
+            "expected the sums shortcut to cancel, rel err {rel_err}"
+        );
     }
 
     fn merge_equals_one_pass<F: Float>(tol: f64) {
@@ -364,7 +413,10 @@ mod tests {
             a.merge(&b);
             assert_eq!(a.count(), all.count());
             for (x, y) in a.mean().iter().zip(all.mean().iter()) {
-                assert!((*x - *y).abs().as_f64() <= tol * y.abs().as_f64(), "cut {cut}");
+                assert!(
+                    (*x - *y).abs().as_f64() <= tol * y.abs().as_f64(),
+                    "cut {cut}"
+                );
             }
             let (m2a, m2) = (a.sum_sq_dev().as_f64(), all.sum_sq_dev().as_f64());
             assert!((m2a - m2).abs() <= tol * m2, "cut {cut}: {m2a} vs {m2}");
@@ -374,7 +426,10 @@ mod tests {
         for chunk in rows.axis_chunks_iter(ndarray::Axis(0), 7) {
             acc.merge(&push_all::<F>(&chunk.to_owned()));
         }
-        assert!((acc.sum_sq_dev().as_f64() - all.sum_sq_dev().as_f64()).abs() <= tol * all.sum_sq_dev().as_f64());
+        assert!(
+            (acc.sum_sq_dev().as_f64() - all.sum_sq_dev().as_f64()).abs()
+                <= tol * all.sum_sq_dev().as_f64()
+        );
     }
 
     #[test]
@@ -392,9 +447,17 @@ mod tests {
         assert!((f.sum_sq_dev() - s.sum_sq_dev()).abs() < 1e-10 * s.sum_sq_dev());
         assert_eq!(f.loss(), Some(0.1));
         // Identical samples: the true m2 is 0 and the shortcut must not go negative.
-        let same = GradStats::<f32>::from_sums(3, array![0.3f32 * 3.0, 0.7 * 3.0], 3.0 * (0.09 + 0.49), None);
+        let same = GradStats::<f32>::from_sums(
+            3,
+            array![0.3f32 * 3.0, 0.7 * 3.0],
+            3.0 * (0.09 + 0.49),
+            None,
+        );
         assert!(same.sum_sq_dev() >= 0.0);
-        assert_eq!(GradStats::<f64>::from_sums(0, Array1::zeros(2), 0.0, None).count(), 0);
+        assert_eq!(
+            GradStats::<f64>::from_sums(0, Array1::zeros(2), 0.0, None).count(),
+            0
+        );
     }
 
     #[test]
@@ -422,17 +485,28 @@ mod tests {
     fn boundary<F: Float>() {
         // g = (1, 0), deviations ±(0.5, 0): m2 = 0.5, V = 0.5, V/n = 0.25 = θ²‖g‖² at θ = 0.5.
         let s = two_samples::<F>([0.5, 0.0], [1.5, 0.0]);
-        let at = |theta: f64| BatchTest { theta, ..BatchTest::default() };
+        let at = |theta: f64| BatchTest {
+            theta,
+            ..BatchTest::default()
+        };
         assert!(at(0.5).passes(&s, 100), "equality passes");
         assert!(!at(0.5 * (1.0 - 1e-3)).passes(&s, 100), "just below fails");
         assert!(at(0.5 * (1.0 + 1e-3)).passes(&s, 100));
         // The same two samples are the whole data set: exact, so it passes at any θ.
         assert!(at(1e-6).passes(&s, 2));
         // Finite-population correction φ = 1 − 2/4 halves the noise: passes at θ = 0.5/√2.
-        let fpc = BatchTest { theta: 0.5 / 2f64.sqrt() * (1.0 + 1e-3), finite_population_correction: true, ..BatchTest::default() };
+        let fpc = BatchTest {
+            theta: 0.5 / 2f64.sqrt() * (1.0 + 1e-3),
+            finite_population_correction: true,
+            ..BatchTest::default()
+        };
         assert!(fpc.passes(&s, 4));
         // Unbiased signal: noise ≤ θ²/(1+θ²)‖g‖²; at θ = 0.5 that is 0.2 < 0.25, so fails.
-        let ub = BatchTest { theta: 0.5, unbiased_signal: true, ..BatchTest::default() };
+        let ub = BatchTest {
+            theta: 0.5,
+            unbiased_signal: true,
+            ..BatchTest::default()
+        };
         assert!(!ub.passes(&s, 100));
         // Required size: V/(θ²‖g‖²) = 0.5/(0.01) = 50 at θ = 0.1.
         assert_eq!(at(0.1).required_size(&s, 1000), 50);

@@ -17,14 +17,42 @@ fn recovers_generating_weights<F: Float>(tolerance: f64, max_err: f64) {
     let check = |name: &str, r: Report<F>| {
         let err = max_abs_diff(&r.w, &w_true);
         assert_eq!(r.stop, StopReason::GradientTolerance, "{name}: {r}");
-        assert!(err <= max_err, "{name}: |w − w*|∞ = {err:e} > {max_err:e} ({r})");
+        assert!(
+            err <= max_err,
+            "{name}: |w − w*|∞ = {err:e} > {max_err:e} ({r})"
+        );
     };
     let w0 = Array1::<F>::zeros(5);
-    let base = || BigBatchSgd::builder().theta(theta).seed(11).tolerance(tolerance).max_epochs(500.0);
+    let base = || {
+        BigBatchSgd::builder()
+            .theta(theta)
+            .seed(11)
+            .tolerance(tolerance)
+            .max_epochs(500.0)
+    };
     let fixed = Fixed::new(1.0 / (l * (1.0 + theta * theta)));
-    check("fixed", base().step(fixed).build().unwrap().minimize(&p, w0.clone()).unwrap());
-    check("armijo", base().build().unwrap().minimize(&p, w0.clone()).unwrap());
-    check("bb", base().step(BarzilaiBorwein::<F>::new()).build().unwrap().minimize(&p, w0).unwrap());
+    check(
+        "fixed",
+        base()
+            .step(fixed)
+            .build()
+            .unwrap()
+            .minimize(&p, w0.clone())
+            .unwrap(),
+    );
+    check(
+        "armijo",
+        base().build().unwrap().minimize(&p, w0.clone()).unwrap(),
+    );
+    check(
+        "bb",
+        base()
+            .step(BarzilaiBorwein::<F>::new())
+            .build()
+            .unwrap()
+            .minimize(&p, w0)
+            .unwrap(),
+    );
 }
 
 #[test]
@@ -68,7 +96,9 @@ fn linear_convergence<F: Float>(floor: f64) {
         // 120 steps, or fewer if a full-batch step stopped changing the iterate (f32).
         match report.stop {
             StopReason::IterationBudget => assert_eq!(gaps.len(), 121),
-            StopReason::NoProgress => assert!(gaps[gaps.len() - 1] < floor, "stalled early: {report}"),
+            StopReason::NoProgress => {
+                assert!(gaps[gaps.len() - 1] < floor, "stalled early: {report}")
+            }
             other => panic!("unexpected stop {other}"),
         }
         for (t, gap) in gaps.iter().enumerate() {
@@ -76,11 +106,17 @@ fn linear_convergence<F: Float>(floor: f64) {
                 break;
             }
             let bound = 10.0 * gap0 * rate.powi(t as i32);
-            assert!(*gap <= bound, "θ={theta} t={t}: gap {gap:e} > 10·ρ^t·gap0 = {bound:e}");
+            assert!(
+                *gap <= bound,
+                "θ={theta} t={t}: gap {gap:e} > 10·ρ^t·gap0 = {bound:e}"
+            );
         }
         // It does converge: well below the start after 120 iterations.
         let last = *gaps.last().unwrap();
-        assert!(last < 1e-6 * gap0 || last < floor, "θ={theta}: final gap {last:e}");
+        assert!(
+            last < 1e-6 * gap0 || last < floor,
+            "θ={theta}: final gap {last:e}"
+        );
     }
 }
 
@@ -102,8 +138,19 @@ fn noisy_ridge_default_settings<F: Float>(tolerance: f64, max_rel_gap: f64) {
     let w0 = Array1::<F>::zeros(6);
     let base = || BigBatchSgd::builder().tolerance(tolerance).seed(2);
     let reports = [
-        ("armijo", base().build().unwrap().minimize(&p, w0.clone()).unwrap()),
-        ("bb", base().step(BarzilaiBorwein::<F>::new()).build().unwrap().minimize(&p, w0.clone()).unwrap()),
+        (
+            "armijo",
+            base().build().unwrap().minimize(&p, w0.clone()).unwrap(),
+        ),
+        (
+            "bb",
+            base()
+                .step(BarzilaiBorwein::<F>::new())
+                .build()
+                .unwrap()
+                .minimize(&p, w0.clone())
+                .unwrap(),
+        ),
     ];
     for (name, r) in reports {
         let gap = (r.loss.as_f64() - f_star) / f_star;

@@ -1,4 +1,4 @@
-use super::{Validate, LineSearch, Step, StepContext, StepRule};
+use super::{LineSearch, Step, StepContext, StepRule, Validate};
 use crate::error::{Error, Result, check_range};
 use crate::float::Float;
 use crate::objective::Objective;
@@ -121,8 +121,24 @@ impl Armijo {
 
 /// Checks the step bounds shared by [`Armijo`] and the Barzilai–Borwein rule.
 pub(crate) fn validate_bounds(initial: f64, min: f64, max: f64) -> Result<()> {
-    check_range("initial_step", initial, 0.0, true, f64::INFINITY, true, "finite and > 0")?;
-    check_range("max_step", max, 0.0, true, f64::INFINITY, true, "finite and > 0")?;
+    check_range(
+        "initial_step",
+        initial,
+        0.0,
+        true,
+        f64::INFINITY,
+        true,
+        "finite and > 0",
+    )?;
+    check_range(
+        "max_step",
+        max,
+        0.0,
+        true,
+        f64::INFINITY,
+        true,
+        "finite and > 0",
+    )?;
     if min > initial {
         return Err(Error::invalid("min_step", min, "≤ initial_step"));
     }
@@ -136,7 +152,15 @@ impl Validate for Armijo {
     fn validate(&self) -> Result<()> {
         self.search.validate()?;
         validate_bounds(self.initial_step, self.search.min_step, self.max_step)?;
-        check_range("grow", self.grow, 1.0, false, f64::INFINITY, true, "finite and ≥ 1")
+        check_range(
+            "grow",
+            self.grow,
+            1.0,
+            false,
+            f64::INFINITY,
+            true,
+            "finite and ≥ 1",
+        )
     }
 }
 
@@ -145,7 +169,10 @@ impl<F: Float> StepRule<F> for Armijo {
         self.alpha = self.initial_step;
     }
 
-    fn step<O: Objective<F> + ?Sized>(&mut self, ctx: &mut StepContext<'_, F, O>) -> Result<Step<F>> {
+    fn step<O: Objective<F> + ?Sized>(
+        &mut self,
+        ctx: &mut StepContext<'_, F, O>,
+    ) -> Result<Step<F>> {
         let enlarge = match self.increase {
             StepIncrease::OnBatchGrowth => ctx.batch_grew(),
             StepIncrease::EveryIteration => true,

@@ -1,7 +1,7 @@
 use ndarray::{Array1, Zip};
 
 use super::armijo::validate_bounds;
-use super::{Validate, LineSearch, Step, StepContext, StepRule};
+use super::{LineSearch, Step, StepContext, StepRule, Validate};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::objective::Objective;
@@ -109,9 +109,16 @@ impl<F: Float> BarzilaiBorwein<F> {
     }
 
     /// The curvature estimate `ν = s·y / s·s` and its step estimate, if ν is usable.
-    fn estimate<O: Objective<F> + ?Sized>(&mut self, ctx: &mut StepContext<'_, F, O>) -> Result<Option<f64>> {
-        let Some(prev) = self.prev.as_ref() else { return Ok(None) };
-        let prev_stats = self.prev_stats.get_or_insert_with(|| GradStats::new(prev.len()));
+    fn estimate<O: Objective<F> + ?Sized>(
+        &mut self,
+        ctx: &mut StepContext<'_, F, O>,
+    ) -> Result<Option<f64>> {
+        let Some(prev) = self.prev.as_ref() else {
+            return Ok(None);
+        };
+        let prev_stats = self
+            .prev_stats
+            .get_or_insert_with(|| GradStats::new(prev.len()));
         ctx.stats_at(prev, prev_stats);
         if !prev_stats.is_finite() {
             return Err(Error::NonFinite {
@@ -121,13 +128,15 @@ impl<F: Float> BarzilaiBorwein<F> {
             });
         }
         let (mut ss, mut sy) = (F::zero(), F::zero());
-        Zip::from(ctx.w()).and(prev).and(ctx.gradient()).and(prev_stats.mean()).for_each(
-            |&w, &wp, &g, &gp| {
+        Zip::from(ctx.w())
+            .and(prev)
+            .and(ctx.gradient())
+            .and(prev_stats.mean())
+            .for_each(|&w, &wp, &g, &gp| {
                 let s = w - wp;
                 ss += s * s;
                 sy += s * (g - gp);
-            },
-        );
+            });
         let nu = (sy / ss).as_f64();
         if ss <= F::zero() || !nu.is_finite() || nu <= 0.0 {
             return Ok(None);
@@ -151,7 +160,10 @@ impl<F: Float> StepRule<F> for BarzilaiBorwein<F> {
         self.prev = None;
     }
 
-    fn step<O: Objective<F> + ?Sized>(&mut self, ctx: &mut StepContext<'_, F, O>) -> Result<Step<F>> {
+    fn step<O: Objective<F> + ?Sized>(
+        &mut self,
+        ctx: &mut StepContext<'_, F, O>,
+    ) -> Result<Step<F>> {
         if let Some(estimate) = self.estimate(ctx)? {
             let weight = if !self.smoothing || ctx.is_full_batch() {
                 1.0

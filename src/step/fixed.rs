@@ -1,4 +1,4 @@
-use super::{Validate, Step, StepContext, StepRule};
+use super::{Step, StepContext, StepRule, Validate};
 use crate::error::{Result, check_range};
 use crate::float::Float;
 use crate::objective::Objective;
@@ -36,14 +36,29 @@ impl Fixed {
 
 impl Validate for Fixed {
     fn validate(&self) -> Result<()> {
-        check_range("step", self.step, 0.0, true, f64::INFINITY, true, "finite and > 0")
+        check_range(
+            "step",
+            self.step,
+            0.0,
+            true,
+            f64::INFINITY,
+            true,
+            "finite and > 0",
+        )
     }
 }
 
 impl<F: Float> StepRule<F> for Fixed {
     fn reset(&mut self) {}
 
-    fn step<O: Objective<F> + ?Sized>(&mut self, _ctx: &mut StepContext<'_, F, O>) -> Result<Step<F>> {
-        Ok(Step { alpha: F::lit(self.step), backtracks: 0, loss_after: None })
+    fn step<O: Objective<F> + ?Sized>(
+        &mut self,
+        _ctx: &mut StepContext<'_, F, O>,
+    ) -> Result<Step<F>> {
+        Ok(Step {
+            alpha: F::lit(self.step),
+            backtracks: 0,
+            loss_after: None,
+        })
     }
 }

@@ -55,7 +55,10 @@ pub trait StepRule<F: Float>: Validate {
     /// # Errors
     /// [`Error::LineSearchFailed`] when no acceptable step is found, or
     /// [`Error::NonFinite`] when a quantity the rule needs is not finite.
-    fn step<O: Objective<F> + ?Sized>(&mut self, ctx: &mut StepContext<'_, F, O>) -> Result<Step<F>>;
+    fn step<O: Objective<F> + ?Sized>(
+        &mut self,
+        ctx: &mut StepContext<'_, F, O>,
+    ) -> Result<Step<F>>;
 }
 
 /// Parameter checking, separate from [`StepRule`] because a rule's parameters do not depend
@@ -204,12 +207,16 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
         loop {
             let f = self.loss_along(alpha);
             if f.is_finite() && f <= f0 + c * alpha * slope + allowance {
-                return Ok(Step { alpha, backtracks, loss_after: Some(f) });
+                return Ok(Step {
+                    alpha,
+                    backtracks,
+                    loss_after: Some(f),
+                });
             }
             if backtracks == search.max_backtracks || alpha * beta < min_step {
                 return Err(fail(backtracks));
             }
-            alpha = alpha * beta;
+            alpha *= beta;
             backtracks += 1;
         }
     }
@@ -235,17 +242,38 @@ pub struct LineSearch {
 
 impl Default for LineSearch {
     fn default() -> Self {
-        LineSearch { sufficient_decrease: 0.1, shrink: 0.5, max_backtracks: 60, min_step: 1e-12 }
+        LineSearch {
+            sufficient_decrease: 0.1,
+            shrink: 0.5,
+            max_backtracks: 60,
+            min_step: 1e-12,
+        }
     }
 }
 
 impl LineSearch {
     pub(crate) fn validate(&self) -> Result<()> {
-        check_range("sufficient_decrease", self.sufficient_decrease, 0.0, true, 1.0, true, "in (0, 1)")?;
+        check_range(
+            "sufficient_decrease",
+            self.sufficient_decrease,
+            0.0,
+            true,
+            1.0,
+            true,
+            "in (0, 1)",
+        )?;
         check_range("shrink", self.shrink, 0.0, true, 1.0, true, "in (0, 1)")?;
         if self.max_backtracks == 0 {
             return Err(Error::invalid("max_backtracks", 0, "at least 1"));
         }
-        check_range("min_step", self.min_step, 0.0, false, f64::INFINITY, true, "finite and ≥ 0")
+        check_range(
+            "min_step",
+            self.min_step,
+            0.0,
+            false,
+            f64::INFINITY,
+            true,
+            "finite and ≥ 0",
+        )
     }
 }

@@ -115,10 +115,18 @@ impl<F: Float> Objective<F> for Ridge<F> {
 
 /// Gaussian features with column `j` scaled by `1 + j·spread/d`, targets `X w* + noise·ε`.
 /// Returns the f64 data and `w*`.
-pub fn linear_data(seed: u64, n: usize, d: usize, spread: f64, noise: f64) -> (Array2<f64>, Array1<f64>, Array1<f64>) {
+pub fn linear_data(
+    seed: u64,
+    n: usize,
+    d: usize,
+    spread: f64,
+    noise: f64,
+) -> (Array2<f64>, Array1<f64>, Array1<f64>) {
     let mut r = rng(seed);
     let mut normal = || -> f64 { StandardNormal.sample(&mut r) };
-    let x = Array2::from_shape_fn((n, d), |(_, j)| (1.0 + j as f64 * spread / d as f64) * normal());
+    let x = Array2::from_shape_fn((n, d), |(_, j)| {
+        (1.0 + j as f64 * spread / d as f64) * normal()
+    });
     let w_true = Array1::from_shape_fn(d, |j| 1.0 - 0.5 * j as f64);
     let eps = Array1::from_shape_fn(n, |_| noise * normal());
     let y = x.dot(&w_true) + eps;
@@ -162,7 +170,11 @@ pub fn jacobi_eigenvalues(a: &Array2<f64>) -> Vec<f64> {
     let n = a.nrows();
     let mut a = a.clone();
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a[[i, j]].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).map(move |j| (i, j)))
+            .filter(|(i, j)| i != j)
+            .map(|(i, j)| a[[i, j]].powi(2))
+            .sum();
         if off < 1e-30 {
             break;
         }
@@ -194,7 +206,10 @@ pub fn jacobi_eigenvalues(a: &Array2<f64>) -> Vec<f64> {
 
 /// `max_j |a_j − b_j|`.
 pub fn max_abs_diff<F: Float>(a: &Array1<F>, b: &Array1<f64>) -> f64 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x.as_f64() - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x.as_f64() - y).abs())
+        .fold(0.0, f64::max)
 }
 
 pub fn to64<F: Float>(w: &ArrayRef1<F>) -> Vec<f64> {

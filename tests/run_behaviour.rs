@@ -1,0 +1,316 @@
+//! Determinism, observers, budgets, stopping rules and batch-growth invariants.
+mod common;
+
+use std::ops::ControlFlow;
+
+use bigbatch::observe::from_fn;
+use bigbatch::*;
+use common::*;
+use ndarray::Array1;
+
+fn bits<F: Float>(r: &Report<F>) -> (Vec<u64>, u64, usize, u64, u64, usize, u64, StopReason) {
+    (
+        r.w.iter().map(|x| x.as_f64().to_bits()).collect(),
+        r.loss.as_f64().to_bits(),
+        r.iterations,
+        r.grad_evals,
+        r.loss_evals,
+        r.batch_size,
+        r.grad_norm_sq.as_f64().to_bits(),
+        r.stop,
+    )
+}
+
+fn determinism<F: Float>() {
+    let p = ridge::<F>(12, 700, 5, 1.0, 0.01);
+    let run = |seed: u64, rule: u8| {
+        let b = BigBatchSgd::builder().seed(seed).max_epochs(15.0);
+        let w0 = Array1::<F>::zeros(5);
+        match rule {
+            0 => b.build().unwrap().minimize(&p, w0),
+            1 => b
+                .step(BarzilaiBorwein::<F>::new())
+                .build()
+                .unwrap()
+                .minimize(&p, w0),
+            _ => b.step(Fixed::new(0.05)).build().unwrap().minimize(&p, w0),
+        }
+        .unwrap()
+    };
+    for rule in 0..3 {
+        let (a, b) = (run(42, rule), run(42, rule));
+        assert_eq!(
+            bits(&a),
+            bits(&b),
+            "rule {rule}: same seed, same report bit for bit"
+        );
+        let c = run(43, rule);
+        assert_ne!(
+            bits(&a).0,
+            bits(&c).0,
+            "rule {rule}: another seed, another path"
+        );
+    }
+    // The same optimizer value reused for a second run starts afresh (memory is reset).
+    let mut opt = BigBatchSgd::builder()
+        .seed(42)
+        .max_epochs(15.0)
+        .step(BarzilaiBorwein::<F>::new())
+        .build()
+        .unwrap();
+    let first = opt.minimize(&p, Array1::zeros(5)).unwrap();
+    let second = opt.minimize(&p, Array1::zeros(5)).unwrap();
+    assert_eq!(bits(&first), bits(&second));
+}
+
+#[test]
+fn same_seed_same_report_f64() {
+    determinism::<f64>();
+}
+
+#[test]
+fn same_seed_same_report_f32() {
+    determinism::<f32>();
+}
+
+#[test]
+fn an_observer_stops_the_run() {
+    let p = ridge::<f64>(13, 500, 4, 1.0, 0.01);
+    let mut calls = 0;
+    let mut stop_at_5 = from_fn(|v: &IterView<'_, f64>| {
+        calls += 1;
+        if v.record.iteration == 4 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    let r = BigBatchSgd::builder()
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(4), &mut stop_at_5)
+        .unwrap();
+    assert_eq!(r.stop, StopReason::Observer);
+    assert_eq!(r.iterations, 5);
+    assert_eq!(calls, 5);
+
+    // A pair of observers: the history records everything the stopper saw.
+    let mut pair = (
+        History::new(),
+        from_fn(|v: &IterView<'_, f64>| {
+            if v.record.iteration == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        }),
+    );
+    let r = BigBatchSgd::builder()
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(4), &mut pair)
+        .unwrap();
+    assert_eq!((r.iterations, pair.0.records().len()), (3, 3));
+}
+
+#[test]
+fn history_records_are_consistent_with_the_report() {
+    let p = ridge::<f32>(14, 900, 5, 1.0, 0.01);
+    let mut h = History::new();
+    let r = BigBatchSgd::builder()
+        .seed(9)
+        .tolerance(1e-8)
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(5), &mut h)
+        .unwrap();
+    let rec = h.records();
+    assert_eq!(rec.len(), r.iterations);
+    for (t, x) in rec.iter().enumerate() {
+        assert_eq!(x.iteration, t);
+        assert!(
+            x.batch_size >= 2 && x.batch_size <= 900,
+            "batch within [2, N]"
+        );
+        assert!((x.epoch - x.grad_evals as f64 / 900.0).abs() < 1e-12);
+        assert!(x.step > 0.0 && x.loss.is_finite() && x.variance >= 0.0);
+        assert!(x.loss_after.is_some(), "Armijo evaluates the new point");
+    }
+    assert!(
+        rec.windows(2).all(|w| w[0].batch_size <= w[1].batch_size),
+        "never shrinks"
+    );
+    assert!(rec.windows(2).all(|w| w[0].grad_evals < w[1].grad_evals));
+    assert!(rec.windows(2).all(|w| w[0].loss_evals <= w[1].loss_evals));
+    // The final batch was drawn after the last step (that is where the run converged).
+    assert_eq!(r.stop, StopReason::GradientTolerance);
+    assert!(r.grad_evals >= rec.last().unwrap().grad_evals + r.batch_size as u64);
+    assert!(
+        r.loss_evals >= rec.last().unwrap().loss_evals + 900,
+        "the final loss is one pass"
+    );
+    assert!((r.epochs - r.grad_evals as f64 / 900.0).abs() < 1e-12);
+}
+
+#[test]
+fn progress_prints_a_line_every_k_iterations() {
+    let p = ridge::<f64>(15, 300, 3, 1.0, 0.01);
+    let mut progress = Progress::to_writer(5, Vec::new());
+    let r = BigBatchSgd::builder()
+        .max_iterations(23)
+        .tolerance(0.0)
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(3), &mut progress)
+        .unwrap();
+    assert_eq!(r.iterations, 23);
+    let text = String::from_utf8(progress.into_inner()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1 + 5,
+        "header and iterations 0, 5, 10, 15, 20:\n{text}"
+    );
+    assert!(lines[0].contains("batch") && lines[0].contains("step"));
+    assert!(lines[5].trim_start().starts_with("20 "));
+}
+
+#[test]
+fn budgets_stop_the_run_without_error() {
+    let p = ridge::<f64>(16, 1000, 5, 1.0, 0.01);
+    let r = BigBatchSgd::builder()
+        .tolerance(0.0)
+        .max_epochs(3.0)
+        .build()
+        .unwrap()
+        .minimize(&p, Array1::zeros(5))
+        .unwrap();
+    assert_eq!(r.stop, StopReason::EpochBudget);
+    assert!(r.epochs >= 3.0, "{r}");
+    // Checked before each iteration: at most one (grown) batch of overshoot.
+    assert!(r.epochs <= 3.0 + 1.0 + 1e-12, "{r}");
+    let r = BigBatchSgd::builder()
+        .tolerance(0.0)
+        .max_iterations(7)
+        .build()
+        .unwrap()
+        .minimize(&p, Array1::zeros(5))
+        .unwrap();
+    assert_eq!((r.stop, r.iterations), (StopReason::IterationBudget, 7));
+}
+
+#[test]
+fn relative_tolerance_stops_relative_to_the_first_batch() {
+    let p = ridge::<f64>(17, 1000, 5, 1.0, 0.01);
+    let mut h = History::new();
+    let r = BigBatchSgd::builder()
+        .tolerance(0.0)
+        .relative_tolerance(1e-6)
+        .seed(1)
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(5), &mut h)
+        .unwrap();
+    assert_eq!(r.stop, StopReason::GradientTolerance);
+    let g0 = h.records()[0].grad_norm_sq;
+    assert!(r.grad_norm_sq <= 1e-6 * g0);
+    assert!(
+        h.records().iter().all(|x| x.grad_norm_sq > 1e-6 * g0),
+        "stopped at the first one below"
+    );
+}
+
+#[test]
+fn noise_makes_the_batch_grow_and_a_clean_signal_keeps_it_small() {
+    // Far from the optimum the signal dominates: θ = 1 passes with small batches at first.
+    // Near the optimum of a noisy problem the gradient is mostly noise: batches reach N.
+    let noisy = ridge::<f64>(18, 3000, 5, 3.0, 0.001);
+    let mut h = History::new();
+    BigBatchSgd::builder()
+        .tolerance(1e-14)
+        .max_epochs(200.0)
+        .build()
+        .unwrap()
+        .minimize_with(&noisy, Array1::zeros(5), &mut h)
+        .unwrap();
+    let sizes: Vec<usize> = h.records().iter().map(|r| r.batch_size).collect();
+    assert!(sizes[0] <= 20, "starts small: {sizes:?}");
+    assert_eq!(*sizes.last().unwrap(), 3000, "ends as the whole data set");
+    // A smaller θ asks for bigger batches at the same point.
+    let sizes_at = |theta: f64| {
+        let mut h = History::new();
+        BigBatchSgd::builder()
+            .theta(theta)
+            .max_iterations(1)
+            .build()
+            .unwrap()
+            .minimize_with(&noisy, Array1::from_elem(5, 0.9), &mut h)
+            .unwrap();
+        h.records()[0].batch_size
+    };
+    assert!(
+        sizes_at(0.3) > sizes_at(1.0),
+        "θ=0.3: {} vs θ=1: {}",
+        sizes_at(0.3),
+        sizes_at(1.0)
+    );
+    // Noiseless: per-sample gradients all point the same way near the optimum; no growth needed.
+    let (x, y, _) = linear_data(19, 3000, 5, 1.0, 0.0);
+    let clean = Ridge::<f64>::new(x, y, 0.0);
+    let mut h = History::new();
+    BigBatchSgd::builder()
+        .tolerance(1e-20)
+        .build()
+        .unwrap()
+        .minimize_with(&clean, Array1::zeros(5), &mut h)
+        .unwrap();
+    let max = h.records().iter().map(|r| r.batch_size).max().unwrap();
+    assert!(max < 3000, "noiseless problem needed the full batch");
+}
+
+#[test]
+fn tiny_and_degenerate_data_sets() {
+    // One sample: plain gradient descent on it, exact from the start.
+    let (x, y, _) = linear_data(20, 1, 3, 1.0, 0.0);
+    let one = Ridge::<f64>::new(x, y, 0.5);
+    let r = BigBatchSgd::builder()
+        .build()
+        .unwrap()
+        .minimize(&one, Array1::zeros(3))
+        .unwrap();
+    assert_eq!((r.batch_size, r.stop), (1, StopReason::GradientTolerance));
+    assert!(max_abs_diff(&r.w, &one.optimum()) < 1e-5);
+    // Initial batch larger than N: clamped, exact gradient descent.
+    let small = ridge::<f32>(21, 5, 2, 1.0, 0.1);
+    let r = BigBatchSgd::builder()
+        .initial_batch(100)
+        .build()
+        .unwrap()
+        .minimize(&small, Array1::zeros(2))
+        .unwrap();
+    assert_eq!(r.batch_size, 5);
+    assert!(max_abs_diff(&r.w, &small.optimum()) < 1e-3, "{r}");
+    // Already at the optimum of a noiseless problem: stops at once with zero gradient.
+    let (x, y, w) = linear_data(22, 50, 3, 1.0, 0.0);
+    let exact = Ridge::<f64>::new(x, y, 0.0);
+    let r = BigBatchSgd::builder()
+        .tolerance(1e-20)
+        .build()
+        .unwrap()
+        .minimize(&exact, w)
+        .unwrap();
+    assert_eq!((r.iterations, r.stop), (0, StopReason::GradientTolerance));
+}
+
+#[test]
+fn public_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<BigBatchSgd>();
+    assert_send_sync::<BigBatchSgd<BarzilaiBorwein<f32>>>();
+    assert_send_sync::<BigBatchSgd<Fixed>>();
+    assert_send_sync::<Report<f64>>();
+    assert_send_sync::<RunState<f32>>();
+    assert_send_sync::<GradStats<f64>>();
+    assert_send_sync::<History<f64>>();
+    assert_send_sync::<Error>();
+}
