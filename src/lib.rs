@@ -111,3 +111,8 @@ pub use stats::{BatchTest, GradStats};
 pub use step::{
     Armijo, BarzilaiBorwein, Fixed, LineSearch, Step, StepContext, StepIncrease, StepRule, Validate,
 };
+
+/// The README's code blocks, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
