@@ -83,7 +83,11 @@ fn exact_optimum(p: &Ridge) -> Array1<f64> {
     for i in 0..d {
         for j in 0..=i {
             let s: f64 = (0..j).map(|k| l[[i, k]] * l[[j, k]]).sum();
-            l[[i, j]] = if i == j { (a[[i, i]] - s).sqrt() } else { (a[[i, j]] - s) / l[[j, j]] };
+            l[[i, j]] = if i == j {
+                (a[[i, i]] - s).sqrt()
+            } else {
+                (a[[i, j]] - s) / l[[j, j]]
+            };
         }
     }
     let mut z = Array1::<f64>::zeros(d);
@@ -128,11 +132,19 @@ fn run<S: StepRule<f64> + Validate>(
     w_star: &Array1<f64>,
 ) -> Result<Summary, bigbatch::Error> {
     // Stop when ‖g_B‖ ≤ 1e-4 on a batch that passed the test, or after 100 epochs.
-    let mut optimizer = BigBatchSgd::builder().step(rule).seed(2024).tolerance(1e-8).max_epochs(100.0).build()?;
+    let mut optimizer = BigBatchSgd::builder()
+        .step(rule)
+        .seed(2024)
+        .tolerance(1e-8)
+        .max_epochs(100.0)
+        .build()?;
     let mut history = History::new();
-    let report: Report<f64> = optimizer.minimize_with(problem, Array1::zeros(problem.dim()), &mut history)?;
+    let report: Report<f64> =
+        optimizer.minimize_with(problem, Array1::zeros(problem.dim()), &mut history)?;
     let gap = (report.loss - f_star) / f_star;
-    let dist = (&report.w - w_star).mapv(f64::abs).fold(0.0, |m: f64, &v| m.max(v));
+    let dist = (&report.w - w_star)
+        .mapv(f64::abs)
+        .fold(0.0, |m: f64, &v| m.max(v));
     println!("\n{name}");
     println!("  {report}");
     println!("  relative gap (f − f*)/f* = {gap:.3e},  max |w − w*| = {dist:.3e}");
@@ -154,7 +166,13 @@ fn run<S: StepRule<f64> + Validate>(
         );
     }
     println!();
-    Ok((name.to_string(), report.stop.to_string(), report.epochs, gap, dist))
+    Ok((
+        name.to_string(),
+        report.stop.to_string(),
+        report.epochs,
+        gap,
+        dist,
+    ))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -168,16 +186,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The fixed step needs the smoothness constant L; mean ‖x_i‖² + λ bounds it from above
     // (the trace of XᵀX/N is at least its largest eigenvalue), and costs one pass.
-    let l_bound = problem.x.map_axis(Axis(1), |r| r.dot(&r)).mean().unwrap_or(0.0) + lambda;
+    let l_bound = problem
+        .x
+        .map_axis(Axis(1), |r| r.dot(&r))
+        .mean()
+        .unwrap_or(0.0)
+        + lambda;
     // For the printout and the exact-L run: a user rarely has these.
     let (lo, hi) = extreme_eigenvalues(&problem);
-    println!("curvature: eigenvalues of the Hessian in [{lo:.3}, {hi:.3}], condition number {:.0}", hi / lo);
+    println!(
+        "curvature: eigenvalues of the Hessian in [{lo:.3}, {hi:.3}], condition number {:.0}",
+        hi / lo
+    );
     let theta: f64 = 1.0;
     let fixed = 1.0 / (l_bound * (1.0 + theta * theta));
 
     let summary = [
         run("Armijo (default)", Armijo::new(), &problem, f_star, &w_star)?,
-        run("Barzilai-Borwein", BarzilaiBorwein::new(), &problem, f_star, &w_star)?,
+        run(
+            "Barzilai-Borwein",
+            BarzilaiBorwein::new(),
+            &problem,
+            f_star,
+            &w_star,
+        )?,
         run(
             &format!("Fixed 1/(L(1+θ²)) = {fixed:.3e}, L ≤ {l_bound:.1}"),
             Fixed::new(fixed),
@@ -187,14 +219,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?,
         // The same rule with the exact L (the largest eigenvalue): the theory's step.
         run(
-            &format!("Fixed 1/(L(1+θ²)) = {:.3e}, L = {hi:.2}", 1.0 / (hi * (1.0 + theta * theta))),
+            &format!(
+                "Fixed 1/(L(1+θ²)) = {:.3e}, L = {hi:.2}",
+                1.0 / (hi * (1.0 + theta * theta))
+            ),
             Fixed::new(1.0 / (hi * (1.0 + theta * theta))),
             &problem,
             f_star,
             &w_star,
         )?,
     ];
-    println!("\n{:<38} {:<28} {:>7} {:>12} {:>12}", "step rule", "stopped by", "epochs", "(f-f*)/f*", "max|w-w*|");
+    println!(
+        "\n{:<38} {:<28} {:>7} {:>12} {:>12}",
+        "step rule", "stopped by", "epochs", "(f-f*)/f*", "max|w-w*|"
+    );
     for (name, stop, epochs, gap, dist) in summary {
         println!("{name:<38} {stop:<28} {epochs:>7.2} {gap:>12.3e} {dist:>12.3e}");
     }

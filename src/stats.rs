@@ -250,7 +250,11 @@ fn welford_slices<F: Float>(mean: &mut [F], grad: &[F], inv: F) -> F {
         }
     }
     let mut tail = F::zero();
-    for (m, &v) in mean_chunks.into_remainder().iter_mut().zip(grad_chunks.remainder()) {
+    for (m, &v) in mean_chunks
+        .into_remainder()
+        .iter_mut()
+        .zip(grad_chunks.remainder())
+    {
         let delta = v - *m;
         *m += delta * inv;
         tail += delta * (v - *m);
@@ -476,7 +480,10 @@ mod tests {
         for (a, b) in strided.mean().iter().zip(contiguous.mean()) {
             assert!((a - b).abs() <= 1e-14 * b.abs().max(1.0));
         }
-        assert!((strided.sum_sq_dev() - contiguous.sum_sq_dev()).abs() <= 1e-12 * contiguous.sum_sq_dev());
+        assert!(
+            (strided.sum_sq_dev() - contiguous.sum_sq_dev()).abs()
+                <= 1e-12 * contiguous.sum_sq_dev()
+        );
     }
 
     #[test]

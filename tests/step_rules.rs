@@ -264,6 +264,66 @@ fn barzilai_borwein_step_is_inverse_curvature_f32() {
     bb_step_is_inverse_curvature::<f32>(1e-3);
 }
 
+/// On partial batches (smoothing off) the Barzilai–Borwein step is the full formula
+/// `(1 − V_B/(n‖g_B‖²)) / ν`, with ν from the same batch at both iterates; recomputed here in
+/// f64 with a two-pass variance.
+fn bb_step_is_noise_corrected<F: Float>(rel_tol: f64) {
+    let p = ridge::<F>(33, 2000, 5, 2.0, 0.01);
+    let rule = BarzilaiBorwein::<F>::new().smoothing(false);
+    let mut opt = BigBatchSgd::builder()
+        .initial_batch(20)
+        .step(rule)
+        .max_iterations(25)
+        .seed(6)
+        .build()
+        .unwrap();
+    let (_, seen) = observe_run(&mut opt, &p, Array1::zeros(5));
+    let mut checked = 0;
+    let mut corrected = 0;
+    for t in 1..seen.len() {
+        let s = &seen[t];
+        let n = s.batch.len();
+        if s.record.backtracks > 0 || n == 2000 {
+            continue;
+        }
+        let g = p.grad64(&s.before, &s.batch);
+        let g_prev = p.grad64(&seen[t - 1].before, &s.batch);
+        let (mut ss, mut sy) = (0.0, 0.0);
+        for j in 0..5 {
+            let step = s.before[j] - seen[t - 1].before[j];
+            ss += step * step;
+            sy += step * (g[j] - g_prev[j]);
+        }
+        let nu = sy / ss;
+        let g2 = g.dot(&g);
+        let factor = (1.0 - p.variance64(&s.before, &s.batch) / (n as f64 * g2)).max(0.0);
+        let expected = (factor / nu).clamp(1e-12, 1e6);
+        let got = s.record.step.as_f64();
+        assert!(
+            (got - expected).abs() <= rel_tol * expected,
+            "t={t}: α {got} vs {expected} (factor {factor})"
+        );
+        checked += 1;
+        if factor < 0.95 {
+            corrected += 1;
+        }
+    }
+    assert!(
+        checked >= 5 && corrected >= 3,
+        "checked {checked}, with a real correction {corrected}"
+    );
+}
+
+#[test]
+fn barzilai_borwein_step_is_noise_corrected_f64() {
+    bb_step_is_noise_corrected::<f64>(1e-8);
+}
+
+#[test]
+fn barzilai_borwein_step_is_noise_corrected_f32() {
+    bb_step_is_noise_corrected::<f32>(2e-2);
+}
+
 /// Armijo enlarges the carried step exactly in the iterations whose batch grew.
 #[test]
 fn armijo_enlarges_the_step_only_when_the_batch_grows() {

@@ -64,6 +64,21 @@ impl<F: Float> Ridge<F> {
         g
     }
 
+    /// `V_B`: the variance of the per-sample gradients over `batch` at `w`, two-pass, in f64.
+    pub fn variance64(&self, w: &[f64], batch: &[usize]) -> f64 {
+        let mean = self.grad64(w, batch);
+        let wv = Array1::from(w.to_vec());
+        let m2: f64 = batch
+            .iter()
+            .map(|&i| {
+                let r = self.x64.row(i).dot(&wv) - self.y64[i];
+                let g = &self.x64.row(i) * r + &wv * self.lambda64;
+                (&g - &mean).mapv(|v| v * v).sum()
+            })
+            .sum();
+        m2 / (batch.len() - 1) as f64
+    }
+
     pub fn all(&self) -> Vec<usize> {
         (0..self.y.len()).collect()
     }
