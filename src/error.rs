@@ -138,21 +138,62 @@ impl Error {
 /// `Result` with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Checks that `value` is finite and inside `(lo, hi)` with the given openness.
-pub(crate) fn check_range(
-    name: &'static str,
-    value: f64,
-    lo: f64,
-    lo_open: bool,
-    hi: f64,
-    hi_open: bool,
-    allowed: &'static str,
-) -> Result<()> {
-    let above = if lo_open { value > lo } else { value >= lo };
-    let below = if hi_open { value < hi } else { value <= hi };
-    if value.is_finite() && above && below {
-        Ok(())
-    } else {
-        Err(Error::invalid(name, value, allowed))
+/// Checks of parameter values, each naming the parameter in its error.
+pub(crate) mod check {
+    use super::{Error, Result};
+
+    fn ok_if(ok: bool, name: &'static str, value: f64, allowed: &'static str) -> Result<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(name, value, allowed))
+        }
+    }
+    /// Finite and > 0.
+    pub(crate) fn positive(name: &'static str, value: f64) -> Result<()> {
+        ok_if(
+            value.is_finite() && value > 0.0,
+            name,
+            value,
+            "finite and > 0",
+        )
+    }
+    /// Finite and ≥ 0.
+    pub(crate) fn non_negative(name: &'static str, value: f64) -> Result<()> {
+        ok_if(
+            value.is_finite() && value >= 0.0,
+            name,
+            value,
+            "finite and ≥ 0",
+        )
+    }
+    /// In the open interval (0, 1).
+    pub(crate) fn open_unit(name: &'static str, value: f64) -> Result<()> {
+        ok_if(value > 0.0 && value < 1.0, name, value, "in (0, 1)")
+    }
+    /// In [0, 1).
+    pub(crate) fn unit_from_zero(name: &'static str, value: f64) -> Result<()> {
+        ok_if((0.0..1.0).contains(&value), name, value, "in [0, 1)")
+    }
+    /// Finite and ≥ 1.
+    pub(crate) fn at_least_one(name: &'static str, value: f64) -> Result<()> {
+        ok_if(
+            value.is_finite() && value >= 1.0,
+            name,
+            value,
+            "finite and ≥ 1",
+        )
+    }
+    /// > 0, possibly infinite (not NaN).
+    pub(crate) fn positive_or_infinite(name: &'static str, value: f64) -> Result<()> {
+        ok_if(value > 0.0, name, value, "> 0 (may be infinite)")
+    }
+    /// A count of at least 1.
+    pub(crate) fn nonzero_count(name: &'static str, value: usize) -> Result<()> {
+        if value == 0 {
+            Err(Error::invalid(name, 0, "at least 1"))
+        } else {
+            Ok(())
+        }
     }
 }

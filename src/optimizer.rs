@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
 use crate::batch::{Sampler, grown_size};
-use crate::error::{Error, Result, check_range};
+use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
 use crate::observe::{IterRecord, IterView, Observer};
@@ -43,35 +43,10 @@ impl Default for StopRule {
 
 impl StopRule {
     fn validate(&self) -> Result<()> {
-        check_range(
-            "tolerance",
-            self.tolerance,
-            0.0,
-            false,
-            f64::INFINITY,
-            true,
-            "finite and ≥ 0",
-        )?;
-        check_range(
-            "relative_tolerance",
-            self.relative_tolerance,
-            0.0,
-            false,
-            1.0,
-            true,
-            "in [0, 1)",
-        )?;
-        if self.max_epochs.is_nan() || self.max_epochs <= 0.0 {
-            return Err(Error::invalid(
-                "max_epochs",
-                self.max_epochs,
-                "> 0 (may be infinite)",
-            ));
-        }
-        if self.max_iterations == 0 {
-            return Err(Error::invalid("max_iterations", 0, "at least 1"));
-        }
-        Ok(())
+        check::non_negative("tolerance", self.tolerance)?;
+        check::unit_from_zero("relative_tolerance", self.relative_tolerance)?;
+        check::positive_or_infinite("max_epochs", self.max_epochs)?;
+        check::nonzero_count("max_iterations", self.max_iterations)
     }
 
     /// Whether `g2 = ‖g_B‖²` of a passing batch is small enough to stop.
@@ -332,12 +307,14 @@ impl BigBatchSgd {
     /// A builder with every parameter at its default (see [`BigBatchSgdBuilder`]).
     pub fn builder() -> BigBatchSgdBuilder {
         BigBatchSgdBuilder {
-            test: BatchTest::default(),
-            initial_batch: 10,
-            growth: 0.1,
-            seed: 0,
-            stop: StopRule::default(),
-            step: Armijo::default(),
+            inner: BigBatchSgd {
+                test: BatchTest::default(),
+                initial_batch: 10,
+                growth: 0.1,
+                seed: 0,
+                stop: StopRule::default(),
+                step: Armijo::default(),
+            },
         }
     }
 }
@@ -384,80 +361,85 @@ impl<S> BigBatchSgd<S> {
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub struct BigBatchSgdBuilder<S = Armijo> {
-    test: BatchTest,
-    initial_batch: usize,
-    growth: f64,
-    seed: u64,
-    stop: StopRule,
-    step: S,
+    inner: BigBatchSgd<S>,
 }
 
 impl<S> BigBatchSgdBuilder<S> {
     /// θ, the tolerated noise-to-signal ratio of the batch gradient (> 0). Smaller θ means
     /// bigger batches and more accurate steps. Default 1.
     pub fn theta(mut self, theta: f64) -> Self {
-        self.test.theta = theta;
+        self.inner.test.theta = theta;
         self
     }
     /// The batch size of the first iteration (≥ 2; capped at N). Default 10.
     pub fn initial_batch(mut self, k: usize) -> Self {
-        self.initial_batch = k;
+        self.inner.initial_batch = k;
         self
     }
     /// ρ, the fraction by which a batch that fails the test grows (> 0; at least one sample is
     /// added). Default 0.1.
     pub fn growth(mut self, rho: f64) -> Self {
-        self.growth = rho;
+        self.inner.growth = rho;
         self
     }
     /// Multiplies the noise estimate by `1 − n/N`, the finite-population correction for
     /// sampling without replacement. Default off.
     pub fn finite_population_correction(mut self, on: bool) -> Self {
-        self.test.finite_population_correction = on;
+        self.inner.test.finite_population_correction = on;
         self
     }
     /// Compares the noise with `θ²/(1+θ²)‖g_B‖²`, which corrects `‖g_B‖²` for its expected
     /// excess over `‖∇ℓ‖²`. Default off.
     pub fn unbiased_signal(mut self, on: bool) -> Self {
-        self.test.unbiased_signal = on;
+        self.inner.test.unbiased_signal = on;
         self
     }
     /// ε ≥ 0: stop when a batch that passed the test has `‖g_B‖² ≤ ε`. Default 1e-10.
     pub fn tolerance(mut self, eps: f64) -> Self {
-        self.stop.tolerance = eps;
+        self.inner.stop.tolerance = eps;
         self
     }
     /// r in [0, 1): stop when `‖g_B‖² ≤ r‖g_{B_0}‖²`, relative to the first batch. Default 0.
     pub fn relative_tolerance(mut self, r: f64) -> Self {
-        self.stop.relative_tolerance = r;
+        self.inner.stop.relative_tolerance = r;
         self
     }
     /// The budget in epochs, per-sample gradient evaluations / N (> 0; may be infinite).
     /// Checked before each iteration, so the last one may overshoot by one batch. Default 100.
     pub fn max_epochs(mut self, epochs: f64) -> Self {
-        self.stop.max_epochs = epochs;
+        self.inner.stop.max_epochs = epochs;
         self
     }
     /// The budget of iterations (≥ 1). Default 100 000.
     pub fn max_iterations(mut self, n: usize) -> Self {
-        self.stop.max_iterations = n;
+        self.inner.stop.max_iterations = n;
         self
     }
     /// The seed of the batch sampling; the same seed gives the same run, bit for bit.
     /// Default 0.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.inner.seed = seed;
         self
     }
     /// The step rule. Default [`Armijo`].
     pub fn step<T>(self, step: T) -> BigBatchSgdBuilder<T> {
+        let BigBatchSgd {
+            test,
+            initial_batch,
+            growth,
+            seed,
+            stop,
+            step: _,
+        } = self.inner;
         BigBatchSgdBuilder {
-            test: self.test,
-            initial_batch: self.initial_batch,
-            growth: self.growth,
-            seed: self.seed,
-            stop: self.stop,
-            step,
+            inner: BigBatchSgd {
+                test,
+                initial_batch,
+                growth,
+                seed,
+                stop,
+                step,
+            },
         }
     }
 
@@ -469,33 +451,19 @@ impl<S> BigBatchSgdBuilder<S> {
     where
         S: Validate,
     {
-        self.test.validate()?;
-        if self.initial_batch < 2 {
+        let opt = self.inner;
+        opt.test.validate()?;
+        if opt.initial_batch < 2 {
             return Err(Error::invalid(
                 "initial_batch",
-                self.initial_batch,
+                opt.initial_batch,
                 "at least 2",
             ));
         }
-        check_range(
-            "growth",
-            self.growth,
-            0.0,
-            true,
-            f64::INFINITY,
-            true,
-            "finite and > 0",
-        )?;
-        self.stop.validate()?;
-        self.step.validate()?;
-        Ok(BigBatchSgd {
-            test: self.test,
-            initial_batch: self.initial_batch,
-            growth: self.growth,
-            seed: self.seed,
-            stop: self.stop,
-            step: self.step,
-        })
+        check::positive("growth", opt.growth)?;
+        opt.stop.validate()?;
+        opt.step.validate()?;
+        Ok(opt)
     }
 }
 

@@ -14,7 +14,7 @@
 
 use ndarray::{Array1, ArrayRef1, Zip};
 
-use crate::error::{Result, check_range};
+use crate::error::{Result, check};
 use crate::float::Float;
 
 /// Running mean gradient, sum of squared deviations and loss of a batch.
@@ -293,15 +293,7 @@ impl Default for BatchTest {
 impl BatchTest {
     /// Checks θ.
     pub(crate) fn validate(&self) -> Result<()> {
-        check_range(
-            "theta",
-            self.theta,
-            0.0,
-            true,
-            f64::INFINITY,
-            true,
-            "finite and > 0",
-        )
+        check::positive("theta", self.theta)
     }
 
     /// The noise estimate `φ V_B / n`, the expected squared error of `g_B`; zero when the

@@ -1,5 +1,5 @@
 use super::{LineSearch, Step, StepContext, StepRule, Validate};
-use crate::error::{Error, Result, check_range};
+use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
 
@@ -121,24 +121,8 @@ impl Armijo {
 
 /// Checks the step bounds shared by [`Armijo`] and the Barzilai–Borwein rule.
 pub(crate) fn validate_bounds(initial: f64, min: f64, max: f64) -> Result<()> {
-    check_range(
-        "initial_step",
-        initial,
-        0.0,
-        true,
-        f64::INFINITY,
-        true,
-        "finite and > 0",
-    )?;
-    check_range(
-        "max_step",
-        max,
-        0.0,
-        true,
-        f64::INFINITY,
-        true,
-        "finite and > 0",
-    )?;
+    check::positive("initial_step", initial)?;
+    check::positive("max_step", max)?;
     if min > initial {
         return Err(Error::invalid("min_step", min, "≤ initial_step"));
     }
@@ -152,15 +136,7 @@ impl Validate for Armijo {
     fn validate(&self) -> Result<()> {
         self.search.validate()?;
         validate_bounds(self.initial_step, self.search.min_step, self.max_step)?;
-        check_range(
-            "grow",
-            self.grow,
-            1.0,
-            false,
-            f64::INFINITY,
-            true,
-            "finite and ≥ 1",
-        )
+        check::at_least_one("grow", self.grow)
     }
 }
 

@@ -1,5 +1,5 @@
 use super::{Step, StepContext, StepRule, Validate};
-use crate::error::{Result, check_range};
+use crate::error::{Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
 
@@ -36,15 +36,7 @@ impl Fixed {
 
 impl Validate for Fixed {
     fn validate(&self) -> Result<()> {
-        check_range(
-            "step",
-            self.step,
-            0.0,
-            true,
-            f64::INFINITY,
-            true,
-            "finite and > 0",
-        )
+        check::positive("step", self.step)
     }
 }
 

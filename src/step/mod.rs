@@ -24,7 +24,7 @@ pub use fixed::Fixed;
 
 use ndarray::{Array1, ArrayRef1, Zip};
 
-use crate::error::{Error, Result, check_range};
+use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
 use crate::stats::GradStats;
@@ -253,27 +253,9 @@ impl Default for LineSearch {
 
 impl LineSearch {
     pub(crate) fn validate(&self) -> Result<()> {
-        check_range(
-            "sufficient_decrease",
-            self.sufficient_decrease,
-            0.0,
-            true,
-            1.0,
-            true,
-            "in (0, 1)",
-        )?;
-        check_range("shrink", self.shrink, 0.0, true, 1.0, true, "in (0, 1)")?;
-        if self.max_backtracks == 0 {
-            return Err(Error::invalid("max_backtracks", 0, "at least 1"));
-        }
-        check_range(
-            "min_step",
-            self.min_step,
-            0.0,
-            false,
-            f64::INFINITY,
-            true,
-            "finite and ≥ 0",
-        )
+        check::open_unit("sufficient_decrease", self.sufficient_decrease)?;
+        check::open_unit("shrink", self.shrink)?;
+        check::nonzero_count("max_backtracks", self.max_backtracks)?;
+        check::non_negative("min_step", self.min_step)
     }
 }
