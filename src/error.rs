@@ -45,6 +45,33 @@ pub enum Error {
         dim: usize,
     },
 
+    /// A file could not be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system or the decoder said.
+        message: String,
+    },
+
+    /// A line of a data file is malformed.
+    #[error("{file}, line {line}: {reason}")]
+    Parse {
+        /// The file (or the name given to the reader).
+        file: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong, quoting the offending text.
+        reason: String,
+    },
+
+    /// Data handed to a model or a data set is not acceptable.
+    #[error("invalid data: {what}")]
+    InvalidData {
+        /// What is wrong and where (for example a label outside the classes, at sample 17).
+        what: String,
+    },
+
     /// An input array holds a NaN or an infinity.
     #[error("non-finite value {value} in {what} at index {index}")]
     NonFiniteInput {

@@ -90,6 +90,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod batch;
+pub mod data;
+pub mod datasets;
 mod error;
 mod float;
 mod objective;
