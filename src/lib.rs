@@ -94,6 +94,7 @@ pub mod data;
 pub mod datasets;
 mod error;
 mod float;
+pub mod models;
 mod objective;
 pub mod observe;
 mod optimizer;

@@ -168,22 +168,42 @@ impl<F: Float> GradStats<F> {
             self.clone_from(other);
             return;
         }
-        let na = F::from_count(self.count);
-        let nb = F::from_count(other.count);
-        let n = na + nb;
-        let wb = nb / n;
-        let mut delta_sq = F::zero();
-        Zip::from(&mut self.mean)
-            .and(&other.mean)
-            .for_each(|ma, &mb| {
-                let delta = mb - *ma;
-                delta_sq += delta * delta;
-                *ma += delta * wb;
-            });
-        self.m2 += other.m2 + delta_sq * (na * wb);
-        self.count += other.count;
+        self.merge_parts(other.count, &other.mean, other.m2, None);
         self.loss_sum += other.loss_sum;
         self.loss_count += other.loss_count;
+    }
+
+    /// Adds the statistics of `count` samples given as their mean, their sum of squared
+    /// deviations `m2` and, optionally, the sum of their losses (Chan's formula, as
+    /// [`merge`](Self::merge), without building a second accumulator).
+    ///
+    /// # Panics
+    /// If `mean` does not have the accumulator's length.
+    #[track_caller]
+    pub fn merge_parts(&mut self, count: usize, mean: &ArrayRef1<F>, m2: F, loss_sum: Option<f64>) {
+        assert_eq!(
+            mean.len(),
+            self.mean.len(),
+            "GradStats::merge_parts: gradient length"
+        );
+        if count == 0 {
+            return;
+        }
+        let na = F::from_count(self.count);
+        let nb = F::from_count(count);
+        let wb = nb / (na + nb);
+        let mut delta_sq = F::zero();
+        Zip::from(&mut self.mean).and(mean).for_each(|ma, &mb| {
+            let delta = mb - *ma;
+            delta_sq += delta * delta;
+            *ma += delta * wb;
+        });
+        self.m2 += m2 + delta_sq * (na * wb);
+        self.count += count;
+        if let Some(l) = loss_sum {
+            self.loss_sum += l;
+            self.loss_count += count;
+        }
     }
 
     /// Number of samples added.
@@ -476,6 +496,31 @@ mod tests {
             (strided.sum_sq_dev() - contiguous.sum_sq_dev()).abs()
                 <= 1e-12 * contiguous.sum_sq_dev()
         );
+    }
+
+    #[test]
+    fn merge_parts_equals_merge() {
+        let rows = random_rows(7, 40, 3, 2.0, 1.0);
+        let a = push_all::<f64>(&rows.slice(ndarray::s![..15, ..]).to_owned());
+        let b = push_all::<f64>(&rows.slice(ndarray::s![15.., ..]).to_owned());
+        let mut via_merge = a.clone();
+        via_merge.merge(&b);
+        let mut via_parts = a.clone();
+        via_parts.merge_parts(b.count(), b.mean(), b.sum_sq_dev(), None);
+        assert_eq!(via_parts.count(), 40);
+        assert!(
+            (via_parts.sum_sq_dev() - via_merge.sum_sq_dev()).abs()
+                < 1e-12 * via_merge.sum_sq_dev()
+        );
+        assert!(
+            (via_parts.mean() - via_merge.mean())
+                .iter()
+                .all(|d| d.abs() < 1e-14)
+        );
+        let mut empty = GradStats::<f64>::new(3);
+        empty.merge_parts(b.count(), b.mean(), b.sum_sq_dev(), Some(1.5));
+        assert_eq!(empty.loss(), Some(1.5 / 25.0));
+        assert!((empty.variance() - b.variance()).abs() < 1e-14);
     }
 
     #[test]

@@ -1,0 +1,332 @@
+//! Linear models `f_i(w) = φ(x_i·w, y_i) + (λ/2)‖w‖²`.
+
+use ndarray::{Array1, ArrayRef1, Zip};
+
+use super::CHUNK;
+use crate::data::{Dataset, Features};
+use crate::error::{Error, Result, check};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::stats::GradStats;
+
+/// The loss `φ(z, y)` of a linear model as a function of the prediction `z = x·w`.
+pub trait ScalarLoss: Clone + std::fmt::Debug + Send + Sync {
+    /// `φ(z, y)`.
+    fn value<F: Float>(&self, z: F, y: F) -> F;
+    /// `(φ(z, y), ∂φ/∂z)`.
+    fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F);
+    /// Checks a target and returns the value the loss works with (e.g. 0 → −1), or why not.
+    ///
+    /// # Errors
+    /// A description of the allowed targets.
+    fn prepare_target(&self, y: f64) -> std::result::Result<f64, &'static str> {
+        Ok(y)
+    }
+}
+
+/// `φ(z, y) = (z − y)²/2`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SquaredLoss;
+
+impl ScalarLoss for SquaredLoss {
+    #[inline]
+    fn value<F: Float>(&self, z: F, y: F) -> F {
+        let r = z - y;
+        F::lit(0.5) * r * r
+    }
+    #[inline]
+    fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F) {
+        let r = z - y;
+        (F::lit(0.5) * r * r, r)
+    }
+}
+
+/// `φ(z, y) = log(1 + exp(−yz))` for labels y = ±1, computed without overflow for any margin.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LogLoss;
+
+/// `log(1 + exp(t))`, exact for large |t|.
+#[inline]
+fn softplus<F: Float>(t: F) -> F {
+    t.max(F::zero()) + (-t.abs()).exp().ln_1p()
+}
+
+/// `1/(1 + exp(−t))` without overflow.
+#[inline]
+fn sigmoid<F: Float>(t: F) -> F {
+    if t >= F::zero() {
+        F::one() / (F::one() + (-t).exp())
+    } else {
+        let e = t.exp();
+        e / (F::one() + e)
+    }
+}
+
+impl ScalarLoss for LogLoss {
+    #[inline]
+    fn value<F: Float>(&self, z: F, y: F) -> F {
+        softplus(-y * z)
+    }
+    #[inline]
+    fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F) {
+        let t = -y * z;
+        (softplus(t), -y * sigmoid(t))
+    }
+    fn prepare_target(&self, y: f64) -> std::result::Result<f64, &'static str> {
+        match y {
+            1.0 => Ok(1.0),
+            -1.0 | 0.0 => Ok(-1.0),
+            _ => Err("labels must be ±1 or 0/1"),
+        }
+    }
+}
+
+/// Huber's loss of the residual `r = z − y` with threshold δ: `r²/2` for `|r| ≤ δ`, else
+/// `δ(|r| − δ/2)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HuberLoss {
+    /// The threshold δ > 0.
+    pub delta: f64,
+}
+
+impl ScalarLoss for HuberLoss {
+    #[inline]
+    fn value<F: Float>(&self, z: F, y: F) -> F {
+        self.value_and_derivative(z, y).0
+    }
+    #[inline]
+    fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F) {
+        let delta = F::lit(self.delta);
+        let r = z - y;
+        if r.abs() <= delta {
+            (F::lit(0.5) * r * r, r)
+        } else {
+            (delta * (r.abs() - F::lit(0.5) * delta), delta * r.signum())
+        }
+    }
+}
+
+/// A linear model with loss `φ`: `ℓ(w) = (1/N) Σ φ(x_i·w, y_i) + (λ/2)‖w‖²`.
+///
+/// Use it through its aliases [`LeastSquares`], [`Logistic`] and [`Huber`].
+#[derive(Debug, Clone)]
+pub struct Linear<F, L> {
+    features: Features<F>,
+    targets: Array1<F>,
+    row_norms_sq: Array1<F>,
+    lambda: F,
+    loss: L,
+}
+
+/// Ridge regression: `f_i(w) = (x_i·w − y_i)²/2 + (λ/2)‖w‖²`.
+///
+/// # Example
+/// ```
+/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, data::Dataset, models::LeastSquares};
+/// use ndarray::{Array1, Array2};
+///
+/// let x = Array2::from_shape_fn((500, 3), |(i, j)| ((i * (j + 2)) as f64 * 0.37).sin());
+/// let y = x.dot(&ndarray::array![1.0, -2.0, 0.5]);
+/// let model = LeastSquares::new(Dataset::from_dense(x, y)?, 0.0)?;
+/// let report = BigBatchSgd::builder().tolerance(1e-20).build()?.minimize(&model, Array1::zeros(3))?;
+/// assert!((report.w[1] + 2.0).abs() < 1e-6);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+pub type LeastSquares<F = f64> = Linear<F, SquaredLoss>;
+
+/// L2-regularized logistic regression: `f_i(w) = log(1 + exp(−y_i x_i·w)) + (λ/2)‖w‖²`, labels
+/// ±1 (or 0/1, read as −1/+1).
+///
+/// # Example
+/// ```
+/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Logistic};
+/// use ndarray::Array1;
+///
+/// let model = Logistic::new(datasets::heart_scale::<f64>().with_bias(), 1e-2)?;
+/// let report = BigBatchSgd::builder().build()?.minimize(&model, Array1::zeros(14))?;
+/// assert!(model.accuracy(&report.w) > 0.8);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+pub type Logistic<F = f64> = Linear<F, LogLoss>;
+
+/// Huber regression: `f_i(w) = h_δ(x_i·w − y_i) + (λ/2)‖w‖²`, robust to outlying targets.
+pub type Huber<F = f64> = Linear<F, HuberLoss>;
+
+impl<F: Float> Linear<F, SquaredLoss> {
+    /// Ridge regression on `data` with regularization `lambda ≥ 0`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a bad `lambda`; [`Error::EmptyObjective`] for no samples
+    /// or no features.
+    pub fn new(data: Dataset<F>, lambda: f64) -> Result<Self> {
+        Linear::with_loss(data, lambda, SquaredLoss)
+    }
+}
+
+impl<F: Float> Linear<F, LogLoss> {
+    /// Logistic regression on `data` (labels ±1 or 0/1) with regularization `lambda ≥ 0`.
+    ///
+    /// # Errors
+    /// As [`Linear::with_loss`]; [`Error::InvalidData`] names the first label that is not ±1
+    /// or 0/1.
+    pub fn new(data: Dataset<F>, lambda: f64) -> Result<Self> {
+        Linear::with_loss(data, lambda, LogLoss)
+    }
+
+    /// The fraction of samples whose label has the sign of `x_i·w` (0 counts as −1).
+    ///
+    /// # Panics
+    /// If `w` does not have length `dim()`.
+    pub fn accuracy(&self, w: &ArrayRef1<F>) -> f64 {
+        let right = (0..self.targets.len())
+            .filter(|&i| (self.features.row_dot(i, w) > F::zero()) == (self.targets[i] > F::zero()))
+            .count();
+        right as f64 / self.targets.len() as f64
+    }
+}
+
+impl<F: Float> Linear<F, HuberLoss> {
+    /// Huber regression on `data` with threshold `delta > 0` and regularization `lambda ≥ 0`.
+    ///
+    /// # Errors
+    /// As [`Linear::with_loss`], and [`Error::InvalidParameter`] for a bad `delta`.
+    pub fn new(data: Dataset<F>, delta: f64, lambda: f64) -> Result<Self> {
+        check::positive("delta", delta)?;
+        Linear::with_loss(data, lambda, HuberLoss { delta })
+    }
+}
+
+impl<F: Float, L: ScalarLoss> Linear<F, L> {
+    /// A linear model with any [`ScalarLoss`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a negative or non-finite `lambda`;
+    /// [`Error::EmptyObjective`] for no samples or no features; [`Error::InvalidData`] for a
+    /// target the loss does not accept, naming the sample.
+    pub fn with_loss(data: Dataset<F>, lambda: f64, loss: L) -> Result<Self> {
+        check::non_negative("lambda", lambda)?;
+        if data.n_samples() == 0 || data.n_features() == 0 {
+            return Err(Error::EmptyObjective {
+                n_samples: data.n_samples(),
+                dim: data.n_features(),
+            });
+        }
+        let mut targets = data.targets().clone();
+        for (i, t) in targets.iter_mut().enumerate() {
+            let y = t.as_f64();
+            let prepared = loss
+                .prepare_target(y)
+                .map_err(|allowed| Error::InvalidData {
+                    what: format!("target {y} of sample {i}: {allowed}"),
+                })?;
+            *t = F::lit(prepared);
+        }
+        let features = data.features().clone();
+        let row_norms_sq = features.row_norms_sq();
+        Ok(Linear {
+            features,
+            targets,
+            row_norms_sq,
+            lambda: F::lit(lambda),
+            loss,
+        })
+    }
+
+    /// The features.
+    pub fn features(&self) -> &Features<F> {
+        &self.features
+    }
+    /// The targets, as the loss uses them (logistic labels as ±1).
+    pub fn targets(&self) -> &Array1<F> {
+        &self.targets
+    }
+    /// The regularization weight λ.
+    pub fn lambda(&self) -> F {
+        self.lambda
+    }
+    /// The predictions `x_i·w` of every sample.
+    ///
+    /// # Panics
+    /// If `w` does not have length `dim()`.
+    pub fn predict(&self, w: &ArrayRef1<F>) -> Array1<F> {
+        (0..self.targets.len())
+            .map(|i| self.features.row_dot(i, w))
+            .collect()
+    }
+
+    fn reg(&self, w: &ArrayRef1<F>) -> F {
+        F::lit(0.5) * self.lambda * w.dot(w)
+    }
+}
+
+impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
+    fn n_samples(&self) -> usize {
+        self.targets.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.features.n_cols()
+    }
+
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
+        self.loss
+            .value(self.features.row_dot(i, w), self.targets[i])
+            + self.reg(w)
+    }
+
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
+        self.sample_loss_gradient(w, i, grad);
+    }
+
+    fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
+        let (value, slope) = self
+            .loss
+            .value_and_derivative(self.features.row_dot(i, w), self.targets[i]);
+        Zip::from(&mut *grad)
+            .and(w)
+            .for_each(|g, &w| *g = self.lambda * w);
+        self.features.add_row_to(i, slope, grad);
+        value + self.reg(w)
+    }
+
+    fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
+        if batch.is_empty() {
+            return F::zero();
+        }
+        let sum: f64 = batch
+            .iter()
+            .map(|&i| {
+                self.loss
+                    .value(self.features.row_dot(i, w), self.targets[i])
+                    .as_f64()
+            })
+            .sum();
+        F::lit(sum / batch.len() as f64) + self.reg(w)
+    }
+
+    /// One read of each row: `z_i = x_i·w`, then `Σ φ'_i x_i`, `Σ φ'_i²‖x_i‖²` and `Σ φ_i` per
+    /// chunk of rows, merged into `stats` (see the [module docs](crate::models)).
+    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        let mut sum = Array1::<F>::zeros(w.len());
+        let reg = self.reg(w).as_f64();
+        for chunk in batch.chunks(CHUNK) {
+            sum.fill(F::zero());
+            let (mut sq, mut loss) = (F::zero(), 0.0);
+            for &i in chunk {
+                let (value, slope) = self
+                    .loss
+                    .value_and_derivative(self.features.row_dot(i, w), self.targets[i]);
+                self.features.add_row_to(i, slope, &mut sum);
+                sq += slope * slope * self.row_norms_sq[i];
+                loss += value.as_f64();
+            }
+            let m = F::from_count(chunk.len());
+            let m2 = (sq - sum.dot(&sum) / m).max(F::zero());
+            // Chunk mean of the per-sample gradients: Σφ'x/m + λw (the shift leaves m2 as it is).
+            Zip::from(&mut sum)
+                .and(w)
+                .for_each(|s, &w| *s = *s / m + self.lambda * w);
+            stats.merge_parts(chunk.len(), &sum, m2, Some(loss + reg * chunk.len() as f64));
+        }
+    }
+}

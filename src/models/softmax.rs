@@ -1,0 +1,220 @@
+//! Multinomial logistic regression.
+
+use ndarray::{Array1, ArrayRef1, Zip, s};
+
+use super::CHUNK;
+use crate::data::{Dataset, Features};
+use crate::error::{Error, Result, check};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::stats::GradStats;
+
+/// Softmax (multinomial logistic) regression with K classes and one weight vector per class
+/// (none fixed to zero):
+///
+/// ```text
+/// f_i(W) = logsumexp_k(x_i·W_k) − x_i·W_{y_i} + (λ/2)‖W‖²
+/// ```
+///
+/// The parameter vector has length `K·d`, class `k`'s weights at `k·d .. (k+1)·d`. Labels are
+/// class ids `0..K`. The log-sum-exp is shifted by the largest logit, so logits of any size
+/// are safe.
+///
+/// # Example
+/// ```
+/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Softmax};
+/// use ndarray::Array1;
+///
+/// let digits = datasets::digits::<f64>().with_bias();
+/// let model = Softmax::new(digits, 10, 1e-3)?;
+/// let report = BigBatchSgd::builder().max_epochs(10.0).build()?.minimize(&model, Array1::zeros(10 * 65))?;
+/// assert!(model.accuracy(&report.w) > 0.9);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Softmax<F = f64> {
+    features: Features<F>,
+    labels: Vec<usize>,
+    row_norms_sq: Array1<F>,
+    n_classes: usize,
+    lambda: F,
+}
+
+impl<F: Float> Softmax<F> {
+    /// The model on `data` (targets are class ids `0..n_classes`), with regularization
+    /// `lambda ≥ 0`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `n_classes < 2` or a bad `lambda`;
+    /// [`Error::EmptyObjective`] for no samples or features; [`Error::InvalidData`] naming the
+    /// first sample whose label is not a class id below `n_classes`.
+    pub fn new(data: Dataset<F>, n_classes: usize, lambda: f64) -> Result<Self> {
+        check::non_negative("lambda", lambda)?;
+        if n_classes < 2 {
+            return Err(Error::invalid("n_classes", n_classes, "at least 2"));
+        }
+        if data.n_samples() == 0 || data.n_features() == 0 {
+            return Err(Error::EmptyObjective {
+                n_samples: data.n_samples(),
+                dim: data.n_features(),
+            });
+        }
+        let mut labels = Vec::with_capacity(data.n_samples());
+        for (i, &y) in data.targets().iter().enumerate() {
+            let y = y.as_f64();
+            if y < 0.0 || y.fract() != 0.0 || y >= n_classes as f64 {
+                return Err(Error::InvalidData {
+                    what: format!("label {y} of sample {i} is not a class id in 0..{n_classes}"),
+                });
+            }
+            labels.push(y as usize);
+        }
+        let features = data.features().clone();
+        let row_norms_sq = features.row_norms_sq();
+        Ok(Softmax {
+            features,
+            labels,
+            row_norms_sq,
+            n_classes,
+            lambda: F::lit(lambda),
+        })
+    }
+
+    /// The number of classes K.
+    pub fn n_classes(&self) -> usize {
+        self.n_classes
+    }
+    /// The number of features d (the parameter vector has length K·d).
+    pub fn n_features(&self) -> usize {
+        self.features.n_cols()
+    }
+    /// The class labels.
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    /// The fraction of samples whose largest logit is their label's.
+    ///
+    /// # Panics
+    /// If `w` does not have length `dim()`.
+    pub fn accuracy(&self, w: &ArrayRef1<F>) -> f64 {
+        let mut z = vec![F::zero(); self.n_classes];
+        let right = (0..self.labels.len())
+            .filter(|&i| {
+                self.logits(w, i, &mut z);
+                let best = (0..self.n_classes).fold(0, |b, k| if z[k] > z[b] { k } else { b });
+                best == self.labels[i]
+            })
+            .count();
+        right as f64 / self.labels.len() as f64
+    }
+
+    /// `z_k = x_i·W_k` for every class.
+    #[inline]
+    fn logits(&self, w: &ArrayRef1<F>, i: usize, z: &mut [F]) {
+        let d = self.n_features();
+        for (k, zk) in z.iter_mut().enumerate() {
+            *zk = self.features.row_dot(i, &w.slice(s![k * d..(k + 1) * d]));
+        }
+    }
+
+    /// Turns the logits into the residual `p − e_y` in place; returns the loss
+    /// `logsumexp(z) − z_y` and `‖p − e_y‖²`.
+    #[inline]
+    fn residual(z: &mut [F], y: usize) -> (F, F) {
+        let max = z.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
+        let sum: F = z.iter().map(|&v| (v - max).exp()).sum();
+        let lse = max + sum.ln();
+        let loss = lse - z[y];
+        let mut norm = F::zero();
+        for (k, v) in z.iter_mut().enumerate() {
+            let p = (*v - lse).exp();
+            *v = if k == y { p - F::one() } else { p };
+            norm += *v * *v;
+        }
+        (loss, norm)
+    }
+
+    fn reg(&self, w: &ArrayRef1<F>) -> F {
+        F::lit(0.5) * self.lambda * w.dot(w)
+    }
+}
+
+impl<F: Float> Objective<F> for Softmax<F> {
+    fn n_samples(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.n_classes * self.n_features()
+    }
+
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
+        let mut z = vec![F::zero(); self.n_classes];
+        self.logits(w, i, &mut z);
+        Self::residual(&mut z, self.labels[i]).0 + self.reg(w)
+    }
+
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
+        self.sample_loss_gradient(w, i, grad);
+    }
+
+    fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
+        let d = self.n_features();
+        let mut z = vec![F::zero(); self.n_classes];
+        self.logits(w, i, &mut z);
+        let (loss, _) = Self::residual(&mut z, self.labels[i]);
+        Zip::from(&mut *grad)
+            .and(w)
+            .for_each(|g, &w| *g = self.lambda * w);
+        for (k, &c) in z.iter().enumerate() {
+            self.features
+                .add_row_to(i, c, &mut grad.slice_mut(s![k * d..(k + 1) * d]));
+        }
+        loss + self.reg(w)
+    }
+
+    fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
+        if batch.is_empty() {
+            return F::zero();
+        }
+        let mut z = vec![F::zero(); self.n_classes];
+        let sum: f64 = batch
+            .iter()
+            .map(|&i| {
+                self.logits(w, i, &mut z);
+                Self::residual(&mut z, self.labels[i]).0.as_f64()
+            })
+            .sum();
+        F::lit(sum / batch.len() as f64) + self.reg(w)
+    }
+
+    /// One pass over the rows per chunk: logits, the residual `c = p − e_y`, then
+    /// `Σ c ⊗ x_i` and `Σ ‖c‖²‖x_i‖²`, merged exactly into `stats`.
+    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        let d = self.n_features();
+        let mut sum = Array1::<F>::zeros(w.len());
+        let mut z = vec![F::zero(); self.n_classes];
+        let reg = self.reg(w).as_f64();
+        for chunk in batch.chunks(CHUNK) {
+            sum.fill(F::zero());
+            let (mut sq, mut loss) = (F::zero(), 0.0);
+            for &i in chunk {
+                self.logits(w, i, &mut z);
+                let (value, norm) = Self::residual(&mut z, self.labels[i]);
+                for (k, &c) in z.iter().enumerate() {
+                    self.features
+                        .add_row_to(i, c, &mut sum.slice_mut(s![k * d..(k + 1) * d]));
+                }
+                sq += norm * self.row_norms_sq[i];
+                loss += value.as_f64();
+            }
+            let m = F::from_count(chunk.len());
+            let m2 = (sq - sum.dot(&sum) / m).max(F::zero());
+            Zip::from(&mut sum)
+                .and(w)
+                .for_each(|s, &w| *s = *s / m + self.lambda * w);
+            stats.merge_parts(chunk.len(), &sum, m2, Some(loss + reg * chunk.len() as f64));
+        }
+    }
+}

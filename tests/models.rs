@@ -1,0 +1,311 @@
+//! Bundled models: the fast batched path agrees with the plain per-sample path, gradients
+//! agree with central finite differences, extreme inputs stay finite, bad labels are refused.
+mod common;
+
+use bigbatch::data::Dataset;
+use bigbatch::models::{Huber, LeastSquares, Logistic, Softmax};
+use bigbatch::*;
+use common::*;
+use ndarray::{Array1, Array2, ArrayRef1, array};
+use rand::RngExt;
+
+/// Forwards only the per-sample methods, so the batched ones are the trait's defaults.
+struct PerSampleOnly<'a, O>(&'a O);
+
+impl<F: Float, O: Objective<F>> Objective<F> for PerSampleOnly<'_, O> {
+    fn n_samples(&self) -> usize {
+        self.0.n_samples()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
+        self.0.sample_loss(w, i)
+    }
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, g: &mut ArrayRef1<F>) {
+        self.0.sample_gradient(w, i, g)
+    }
+}
+
+/// Sparse-ish features (about 40 % zeros) with a few large rows; targets by `target(i, row)`.
+fn features(seed: u64, n: usize, d: usize) -> Array2<f64> {
+    let mut r = rng(seed);
+    Array2::from_shape_fn((n, d), |(i, _)| {
+        if r.random_bool(0.4) {
+            0.0
+        } else {
+            let scale = if i % 50 == 0 { 4.0 } else { 1.0 };
+            scale * (r.random::<f64>() - 0.5) * 2.0
+        }
+    })
+}
+
+fn datasets<F: Float>(x: &Array2<f64>, y: &Array1<f64>) -> [Dataset<F>; 2] {
+    let dense = Dataset::from_dense(x.mapv(F::lit), y.mapv(F::lit)).unwrap();
+    [dense.clone(), dense.into_sparse()]
+}
+
+/// Fast vs default batched statistics and loss on random batches (sizes crossing the chunk
+/// boundary), at a random point.
+fn fast_equals_plain<F: Float, O: Objective<F>>(name: &str, model: &O, tol: f64) {
+    let mut r = rng(99);
+    let n = model.n_samples();
+    let w: Array1<F> = (0..model.dim())
+        .map(|_| F::lit(r.random::<f64>() - 0.5))
+        .collect();
+    for size in [1, 2, 37, 256, 257, 700] {
+        let batch: Vec<usize> = (0..size).map(|_| r.random_range(0..n)).collect();
+        let (mut fast, mut plain) = (GradStats::new(model.dim()), GradStats::new(model.dim()));
+        model.batch_gradient(&w, &batch, &mut fast);
+        PerSampleOnly(model).batch_gradient(&w, &batch, &mut plain);
+        assert_eq!(fast.count(), size, "{name}");
+        let scale = plain
+            .mean()
+            .iter()
+            .fold(1.0f64, |m, v| m.max(v.as_f64().abs()));
+        let diff = max_abs_diff(fast.mean(), &plain.mean().mapv(F::as_f64));
+        assert!(
+            diff <= tol * scale,
+            "{name} n={size}: mean differs by {diff:e}"
+        );
+        let (vf, vp) = (fast.sum_sq_dev().as_f64(), plain.sum_sq_dev().as_f64());
+        assert!(
+            (vf - vp).abs() <= tol * vp.max(scale * scale),
+            "{name} n={size}: m2 {vf:e} vs {vp:e}"
+        );
+        let (lf, lp) = (
+            fast.loss().unwrap().as_f64(),
+            plain.loss().unwrap().as_f64(),
+        );
+        assert!(
+            (lf - lp).abs() <= tol * lp.abs().max(1.0),
+            "{name} n={size}: loss {lf} vs {lp}"
+        );
+        let (bf, bp) = (
+            model.batch_loss(&w, &batch).as_f64(),
+            PerSampleOnly(model).batch_loss(&w, &batch).as_f64(),
+        );
+        assert!(
+            (bf - bp).abs() <= tol * bp.abs().max(1.0),
+            "{name}: batch_loss"
+        );
+        assert!(
+            (bf - lf).abs() <= tol * bp.abs().max(1.0),
+            "{name}: loss from the statistics"
+        );
+    }
+}
+
+/// Per-sample gradients against central differences of the per-sample loss.
+fn gradients_match_differences<F: Float, O: Objective<F>>(name: &str, model: &O, h: f64, tol: f64) {
+    let mut r = rng(5);
+    let w: Array1<F> = (0..model.dim())
+        .map(|_| F::lit(r.random::<f64>() - 0.5))
+        .collect();
+    let mut g = Array1::<F>::zeros(model.dim());
+    for i in [0, 1, 7, model.n_samples() - 1] {
+        model.sample_gradient(&w, i, &mut g);
+        let loss_direct = model.sample_loss(&w, i);
+        let loss_joint = model.sample_loss_gradient(&w, i, &mut g.clone());
+        assert!(
+            (loss_direct - loss_joint).abs().as_f64() <= 1e-12 + tol * loss_direct.abs().as_f64()
+        );
+        for j in 0..model.dim() {
+            let (mut wp, mut wm) = (w.clone(), w.clone());
+            wp[j] += F::lit(h);
+            wm[j] -= F::lit(h);
+            let fd = (model.sample_loss(&wp, i).as_f64() - model.sample_loss(&wm, i).as_f64())
+                / (2.0 * h);
+            let an = g[j].as_f64();
+            assert!(
+                (fd - an).abs() <= tol * (1.0 + an.abs()),
+                "{name} sample {i} coord {j}: {an} vs {fd}"
+            );
+        }
+    }
+}
+
+fn all_models_agree<F: Float>(tol_fast: f64, h: f64, tol_fd: f64) {
+    let (n, d) = (800, 6);
+    let x = features(1, n, d);
+    let w_true = array![1.0, -2.0, 0.5, 0.0, 3.0, -1.0];
+    let z = x.dot(&w_true);
+    let y_real = z.mapv(|v| v + 0.3 * (v * 7.0).sin());
+    let y_sign = z.mapv(|v| if (v * 3.0).sin() > -0.3 { 1.0 } else { -1.0 });
+    let y_class = z.mapv(|v| ((v.abs() * 2.0) as usize % 3) as f64);
+    for (kind, (ls, (lg, (hb, sm)))) in ["dense", "sparse"].iter().zip(
+        datasets::<F>(&x, &y_real).into_iter().zip(
+            datasets::<F>(&x, &y_sign).into_iter().zip(
+                datasets::<F>(&x, &y_real)
+                    .into_iter()
+                    .zip(datasets::<F>(&x, &y_class)),
+            ),
+        ),
+    ) {
+        let ls = LeastSquares::new(ls, 0.1).unwrap();
+        let lg = Logistic::new(lg, 0.1).unwrap();
+        let hb = Huber::new(hb, 0.5, 0.1).unwrap();
+        let sm = Softmax::new(sm, 3, 0.1).unwrap();
+        fast_equals_plain(&format!("least squares {kind}"), &ls, tol_fast);
+        fast_equals_plain(&format!("logistic {kind}"), &lg, tol_fast);
+        fast_equals_plain(&format!("huber {kind}"), &hb, tol_fast);
+        fast_equals_plain(&format!("softmax {kind}"), &sm, tol_fast);
+        gradients_match_differences(&format!("least squares {kind}"), &ls, h, tol_fd);
+        gradients_match_differences(&format!("logistic {kind}"), &lg, h, tol_fd);
+        gradients_match_differences(&format!("huber {kind}"), &hb, h, tol_fd);
+        gradients_match_differences(&format!("softmax {kind}"), &sm, h, tol_fd);
+    }
+}
+
+#[test]
+fn fast_paths_and_gradients_f64() {
+    all_models_agree::<f64>(1e-10, 1e-6, 1e-6);
+}
+
+#[test]
+fn fast_paths_and_gradients_f32() {
+    all_models_agree::<f32>(2e-4, 1e-2, 2e-2);
+}
+
+#[test]
+fn extreme_margins_and_logits_stay_finite_and_exact() {
+    for m in [1e4, -1e4] {
+        let data = Dataset::from_dense(array![[1.0f32]], array![1.0f32]).unwrap();
+        let lg = Logistic::new(data, 0.0).unwrap();
+        let w = array![m as f32];
+        let mut g = array![0.0f32];
+        let loss = lg.sample_loss_gradient(&w, 0, &mut g);
+        assert!(loss.is_finite() && g[0].is_finite());
+        if m > 0.0 {
+            assert!(
+                loss == 0.0 && g[0] == 0.0,
+                "margin +1e4: loss {loss}, grad {g}"
+            );
+        } else {
+            assert!(
+                (loss - 1e4).abs() <= 1e-3 && (g[0] + 1.0).abs() <= 1e-6,
+                "margin −1e4: {loss} {g}"
+            );
+        }
+        let mut s = GradStats::new(1);
+        lg.batch_gradient(&w, &[0], &mut s);
+        assert!(s.is_finite());
+    }
+    // Softmax with logits of 1e4 (f32 and f64).
+    let data = Dataset::from_dense(array![[1.0f32, 0.0]], array![2.0f32]).unwrap();
+    let sm = Softmax::new(data, 3, 0.0).unwrap();
+    let w = array![1e4f32, 0.0, -1e4, 0.0, 1e4 - 5.0, 0.0];
+    let mut g = Array1::zeros(6);
+    let loss = sm.sample_loss_gradient(&w, 0, &mut g);
+    // log(e^1e4 + e^−1e4 + e^(1e4−5)) − (1e4 − 5) = 5 + log(1 + e^−5).
+    assert!(
+        (loss - (5.0 + (-5.0f32).exp().ln_1p())).abs() < 1e-3,
+        "{loss}"
+    );
+    assert!(g.iter().all(|v| v.is_finite()));
+    // The residual p − e_y sums to zero across classes, up to f32's resolution at 1e4
+    // (ulp ≈ 1e-3, so the log-sum-exp and the probabilities carry ≈ 5e-4 relative error).
+    assert!(
+        g.sum().abs() < 2e-3,
+        "residual sums to zero across classes: {}",
+        g.sum()
+    );
+    // f64 at the same logits: exact to its own resolution.
+    let data = Dataset::from_dense(array![[1.0f64, 0.0]], array![2.0f64]).unwrap();
+    let sm = Softmax::new(data, 3, 0.0).unwrap();
+    let w = array![1e4, 0.0, -1e4, 0.0, 1e4 - 5.0, 0.0];
+    let mut g = Array1::zeros(6);
+    let loss = sm.sample_loss_gradient(&w, 0, &mut g);
+    assert!(
+        (loss - (5.0 + (-5.0f64).exp().ln_1p())).abs() < 1e-10,
+        "{loss}"
+    );
+    assert!(
+        g.sum().abs() < 1e-12 && (g[4] + 1.0 / (1.0 + (-5.0f64).exp())).abs() < 1e-10,
+        "{g}"
+    );
+}
+
+#[test]
+fn huber_is_continuous_at_the_threshold() {
+    let data = Dataset::<f64>::from_dense(array![[1.0], [1.0]], array![0.0, 0.0]).unwrap();
+    let hb = Huber::new(data, 1.5, 0.0).unwrap();
+    let mut g = array![0.0];
+    for w0 in [1.5, -1.5] {
+        for eps in [-1e-9, 0.0, 1e-9] {
+            let w = array![w0 + eps];
+            let l: f64 = hb.sample_loss_gradient(&w, 0, &mut g);
+            assert!((l - 0.5 * 1.5 * 1.5).abs() < 1e-8, "value {l} at {w}");
+            assert!(
+                (g[0] - 1.5f64.copysign(w0)).abs() < 1e-8,
+                "slope {g} at {w}"
+            );
+        }
+    }
+    let w = array![10.0];
+    assert!((hb.sample_loss_gradient(&w, 0, &mut g) - 1.5 * (10.0 - 0.75)).abs() < 1e-12);
+    assert_eq!(g[0], 1.5);
+}
+
+#[test]
+fn labels_and_parameters_are_checked() {
+    let x = array![[1.0], [2.0], [3.0]];
+    let bad_binary = Dataset::from_dense(x.clone(), array![1.0, 2.0, -1.0]).unwrap();
+    let e = Logistic::new(bad_binary, 0.0).unwrap_err();
+    assert!(
+        matches!(&e, Error::InvalidData { what } if what.contains("sample 1")),
+        "{e}"
+    );
+    let zero_one = Dataset::from_dense(x.clone(), array![1.0, 0.0, 1.0]).unwrap();
+    assert_eq!(
+        Logistic::new(zero_one, 0.0).unwrap().targets(),
+        &array![1.0, -1.0, 1.0]
+    );
+    for (labels, bad) in [
+        (array![0.0, 3.0, 1.0], 1),
+        (array![0.0, 1.5, 1.0], 1),
+        (array![-1.0, 0.0, 1.0], 0),
+    ] {
+        let e = Softmax::new(Dataset::from_dense(x.clone(), labels).unwrap(), 3, 0.0).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidData { what } if what.contains(&format!("sample {bad}"))),
+            "{e}"
+        );
+    }
+    let ok = || Dataset::from_dense(x.clone(), array![0.0, 1.0, 0.0]).unwrap();
+    assert!(matches!(
+        Softmax::new(ok(), 1, 0.0),
+        Err(Error::InvalidParameter {
+            name: "n_classes",
+            ..
+        })
+    ));
+    assert!(matches!(
+        LeastSquares::new(ok(), -1.0),
+        Err(Error::InvalidParameter { name: "lambda", .. })
+    ));
+    assert!(matches!(
+        LeastSquares::new(ok(), f64::NAN),
+        Err(Error::InvalidParameter { name: "lambda", .. })
+    ));
+    assert!(matches!(
+        Huber::new(ok(), 0.0, 0.1),
+        Err(Error::InvalidParameter { name: "delta", .. })
+    ));
+}
+
+/// The bundled ridge model reaches the normal-equations optimum with default settings.
+#[test]
+fn least_squares_reaches_the_closed_form_optimum() {
+    let (x, y, _) = linear_data(3, 2000, 5, 1.0, 0.5);
+    let reference = Ridge::<f64>::new(x.clone(), y.clone(), 0.01);
+    let model = LeastSquares::new(Dataset::from_dense(x, y).unwrap().into_sparse(), 0.01).unwrap();
+    let r = BigBatchSgd::builder()
+        .tolerance(1e-16)
+        .build()
+        .unwrap()
+        .minimize(&model, Array1::zeros(5))
+        .unwrap();
+    assert_eq!(r.stop, StopReason::GradientTolerance, "{r}");
+    assert!(max_abs_diff(&r.w, &reference.optimum()) < 1e-6, "{r}");
+}
