@@ -53,7 +53,7 @@
 //! # Step rules
 //! | rule | step size | extra cost per iteration |
 //! |---|---|---|
-//! | [`Armijo`] (default) | backtracking on the batch loss, the step carried over and doubled when the batch grows | batch losses at trial points |
+//! | [`Armijo`] (default) | backtracking on the batch loss, the step carried over and doubled before each search | batch losses at trial points |
 //! | [`BarzilaiBorwein`] | noise-corrected secant curvature on the same batch, smoothed, then Armijo | the batch's gradients at the previous iterate |
 //! | [`Fixed`] | a constant α (theory: `1/(L(1+θ²))`) | none |
 //!

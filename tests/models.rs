@@ -3,7 +3,7 @@
 mod common;
 
 use bigbatch::data::Dataset;
-use bigbatch::models::{Huber, LeastSquares, Logistic, Softmax};
+use bigbatch::models::{Activation, Huber, LeastSquares, Logistic, Mlp, Softmax};
 use bigbatch::*;
 use common::*;
 use ndarray::{Array1, Array2, ArrayRef1, array};
@@ -154,6 +154,18 @@ fn all_models_agree<F: Float>(tol_fast: f64, h: f64, tol_fd: f64) {
         gradients_match_differences(&format!("logistic {kind}"), &lg, h, tol_fd);
         gradients_match_differences(&format!("huber {kind}"), &hb, h, tol_fd);
         gradients_match_differences(&format!("softmax {kind}"), &sm, h, tol_fd);
+    }
+    for (kind, data) in ["dense", "sparse"].iter().zip(datasets::<F>(&x, &y_class)) {
+        for (hidden, act) in [
+            (vec![5], Activation::Tanh),
+            (vec![4, 3], Activation::Tanh),
+            (vec![5, 4], Activation::Relu),
+        ] {
+            let net = Mlp::new(data.clone(), 3, &hidden, act, 0.05).unwrap();
+            let name = format!("mlp {hidden:?} {act:?} {kind}");
+            fast_equals_plain(&name, &net, tol_fast * 10.0);
+            gradients_match_differences(&name, &net, h, tol_fd);
+        }
     }
 }
 

@@ -134,7 +134,11 @@ fn history_records_are_consistent_with_the_report() {
         );
         assert!((x.epoch - x.grad_evals as f64 / 900.0).abs() < 1e-12);
         assert!(x.step > 0.0 && x.loss.is_finite() && x.variance >= 0.0);
-        assert!(x.loss_after.is_some(), "Armijo evaluates the new point");
+        let after = x.loss_after.expect("Armijo evaluates the new point");
+        assert!(
+            after <= x.loss,
+            "it {t}: an accepted step raised the batch loss"
+        );
     }
     assert!(
         rec.windows(2).all(|w| w[0].batch_size <= w[1].batch_size),

@@ -11,6 +11,7 @@
 //! | [`Logistic`] | `log(1 + exp(−y_i x_i·w))` | ±1 or 0/1 |
 //! | [`Huber`] | `h_δ(x_i·w − y_i)`, `h_δ(r) = r²/2` for `|r| ≤ δ`, else `δ(|r| − δ/2)` | real |
 //! | [`Softmax`] | `logsumexp_k(x_i·W_k) − x_i·W_{y_i}`, one weight vector per class | 0..K−1 |
+//! | [`Mlp`] | softmax cross-entropy of a 1- or 2-hidden-layer network (tanh or ReLU) | 0..K−1 |
 //!
 //! # Fast batched statistics
 //! For a linear model the gradient of sample `i` is `φ'(z_i) x_i + λw` with `z_i = x_i·w`,
@@ -23,11 +24,13 @@
 //! the decision of the test does not suffer from it.
 
 mod linear;
+mod mlp;
 mod softmax;
 
 pub use linear::{
     Huber, HuberLoss, LeastSquares, Linear, LogLoss, Logistic, ScalarLoss, SquaredLoss,
 };
+pub use mlp::{Activation, Mlp};
 pub use softmax::Softmax;
 
 /// Rows per chunk of the batched statistics.

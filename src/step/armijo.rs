@@ -8,10 +8,17 @@ use crate::objective::Objective;
 #[non_exhaustive]
 pub enum StepIncrease {
     /// Only in iterations whose batch grew: a more accurate gradient allows a longer step
-    /// again (the default).
-    #[default]
+    /// again (the rule of the paper's reference implementations). Once the batch holds every
+    /// sample it never grows again, so the step can then only shrink.
     OnBatchGrowth,
-    /// Before every line search.
+    /// Before every line search (the default): the step can recover after a region of high
+    /// curvature. Measured against `OnBatchGrowth` with default settings otherwise: MNIST MLP
+    /// (784-100-10, 30 epochs, 3 seeds) test accuracy 95.19 % median (94.94–95.99) against
+    /// 92.43 % (92.38–93.14); adult with bias, λ = 1e-4, relative suboptimality at 20 epochs
+    /// 2.49e-2 / 1.70e-2 / 1.45e-2 (logistic / ridge / Huber) against 2.58e-2 / 1.81e-2 /
+    /// 1.75e-2. It costs about one more batch-loss evaluation per iteration, and on a small
+    /// synthetic `f32` ridge problem run to ‖g‖² ≤ 1e-8 it needed 30 epochs against 18.5.
+    #[default]
     EveryIteration,
     /// Never: the step only shrinks.
     Never,
@@ -20,18 +27,18 @@ pub enum StepIncrease {
 /// Armijo backtracking on the batch loss, the step carried from one iteration to the next.
 ///
 /// ```text
-/// α ← min(α_max, γα)          if the batch grew this iteration (see `StepIncrease`)
+/// α ← min(α_max, γα)          every iteration, or only when the batch grew (`StepIncrease`)
 /// α ← βα                      until ℓ_B(w − α g_B) ≤ ℓ_B(w) − c α ‖g_B‖²
 /// ```
 ///
 /// The search uses the same batch `B` whose gradient was drawn, and costs only batch losses
-/// at trial points. Defaults: initial step 1, c = 0.1, β = 0.5, γ = 2, α_max = 1e6,
-/// α_min = 1e-12, 60 backtracks at most.
+/// at trial points. Defaults: initial step 1, c = 0.1, β = 0.5, γ = 2 every iteration,
+/// α_max = 1e6, α_min = 1e-12, 60 backtracks at most.
 ///
 /// # Example
 /// ```
 /// use bigbatch::{Armijo, BigBatchSgd, StepIncrease};
-/// let rule = Armijo::new().initial_step(0.5).sufficient_decrease(1e-4).increase(StepIncrease::EveryIteration);
+/// let rule = Armijo::new().initial_step(0.5).sufficient_decrease(1e-4).increase(StepIncrease::OnBatchGrowth);
 /// let opt = BigBatchSgd::builder().step(rule).build()?;
 /// assert_eq!(opt.step_rule().line_search().sufficient_decrease, 1e-4);
 /// # Ok::<(), bigbatch::Error>(())
@@ -52,7 +59,7 @@ impl Default for Armijo {
             initial_step: 1.0,
             grow: 2.0,
             max_step: 1e6,
-            increase: StepIncrease::OnBatchGrowth,
+            increase: StepIncrease::EveryIteration,
             search: LineSearch::default(),
             alpha: 1.0,
         }
@@ -89,7 +96,7 @@ impl Armijo {
         self.grow = gamma;
         self
     }
-    /// When to enlarge the step. Default [`StepIncrease::OnBatchGrowth`].
+    /// When to enlarge the step. Default [`StepIncrease::EveryIteration`].
     #[must_use]
     pub fn increase(mut self, increase: StepIncrease) -> Self {
         self.increase = increase;

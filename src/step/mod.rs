@@ -11,7 +11,7 @@
 //! | rule | step size | extra cost per iteration |
 //! |---|---|---|
 //! | [`Fixed`] | a constant α | none |
-//! | [`Armijo`] (default) | backtracking on the batch loss, carried over, enlarged when the batch grows | batch losses at trial points |
+//! | [`Armijo`] (default) | backtracking on the batch loss, carried over and enlarged before each search | batch losses at trial points |
 //! | [`BarzilaiBorwein`] | `(1 − noise/‖g‖²)/ν` with the secant curvature ν on the same batch, then Armijo | the batch's gradients at the previous iterate, and trial losses |
 
 mod armijo;
@@ -173,15 +173,17 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     /// Backtracking from `alpha` until the batch loss decreases enough (Armijo's rule):
     ///
     /// ```text
-    /// ℓ_B(w + α d) ≤ ℓ_B(w) + c · α · g_B·d + ε_F        α ← β α until it holds
-    /// ε_F = 10 · machine epsilon of F · |ℓ_B(w)|
+    /// accept α  ⇔  ℓ_B(w + α d) ≤ ℓ_B(w) + c · α · g_B·d
+    ///              or  (c · α · |g_B·d| ≤ ε_F  and  ℓ_B(w + α d) ≤ ℓ_B(w))
+    /// ε_F = 10 · machine epsilon of F · |ℓ_B(w)|;   otherwise α ← β α
     /// ```
     ///
-    /// The allowance `ε_F` is the rounding error of a computed loss. Without it, once the
-    /// required decrease falls below what the loss can resolve (in `f32` this happens long
-    /// before the gradient is small), the search would shrink the step chasing rounding noise;
-    /// with it, such steps are accepted and the (more precise) gradient keeps guiding the run.
-    /// A trial whose loss is not finite counts as a failure and is shrunk like any other.
+    /// `ε_F` is the rounding error of a computed loss. Once the required decrease falls below
+    /// it (in `f32` this happens long before the gradient is small), the comparison would only
+    /// measure rounding noise and the search would shrink the step chasing it; then a step that
+    /// does not increase the loss is accepted, and the (more precise) gradient keeps guiding the
+    /// run. A step that increases the loss is never accepted, and a trial whose loss is not
+    /// finite is shrunk like any other.
     ///
     /// # Errors
     /// [`Error::LineSearchFailed`] after `max_backtracks` reductions, when α falls below
@@ -206,7 +208,10 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
         let mut backtracks = 0;
         loop {
             let f = self.loss_along(alpha);
-            if f.is_finite() && f <= f0 + c * alpha * slope + allowance {
+            let required = c * alpha * slope;
+            let sufficient = f <= f0 + required;
+            let unresolvable = -required <= allowance && f <= f0;
+            if f.is_finite() && (sufficient || unresolvable) {
                 return Ok(Step {
                     alpha,
                     backtracks,
@@ -222,7 +227,8 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     }
 }
 
-/// The rounding allowance of the Armijo test at loss `f0`: `10 · ε_F · |f0|`.
+/// The rounding error `ε_F = 10 · ε_F · |f0|` of a batch loss `f0`, below which the Armijo
+/// test cannot resolve a decrease (see [`StepContext::backtrack`]).
 pub fn rounding_allowance<F: Float>(f0: F) -> F {
     F::lit(10.0) * F::epsilon() * f0.abs()
 }

@@ -1,0 +1,361 @@
+//! A small multi-layer perceptron with a softmax output, for non-convex runs.
+
+use ndarray::{Array1, Array2, ArrayRef1, ArrayView2, ArrayViewMut2, Axis, Zip, s};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+use super::CHUNK;
+use crate::data::{Dataset, Features};
+use crate::error::{Error, Result, check};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::stats::GradStats;
+
+/// The hidden layers' nonlinearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Activation {
+    /// `tanh(z)`.
+    Tanh,
+    /// `max(0, z)`.
+    Relu,
+}
+
+/// A multi-layer perceptron: one or two hidden layers, then a softmax over K classes.
+///
+/// ```text
+/// a_0 = x_i,  a_l = act(W_l a_{l−1} + b_l),  logits = W_L a_{L−1} + b_L
+/// f_i(w) = logsumexp(logits) − logits_{y_i} + (λ/2)‖w‖²        (biases regularized too)
+/// ```
+///
+/// The parameter vector holds, layer by layer, `W_l` (row-major, `n_out × n_in`) then `b_l`.
+/// The batched statistics never build a per-example gradient: for layer `l` the per-example
+/// gradient is the outer product `δ_l ⊗ [a_{l−1}, 1]` of the back-propagated error and the
+/// layer's input, so `‖∇f_i‖² = Σ_l ‖δ_l‖²(‖a_{l−1}‖² + 1)`, while the gradient sum comes from
+/// matrix products over chunks of 256 samples.
+///
+/// # Example
+/// ```
+/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::{Activation, Mlp}};
+///
+/// let (train, test) = datasets::digits::<f64>().split(0.2, 0)?;
+/// let net = Mlp::new(train, 10, &[32], Activation::Tanh, 1e-4)?;
+/// let report = BigBatchSgd::builder().max_epochs(15.0).build()?.minimize(&net, net.initial_weights(1))?;
+/// let test_net = Mlp::new(test, 10, &[32], Activation::Tanh, 1e-4)?;
+/// assert!(test_net.accuracy(&report.w) > 0.85);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Mlp<F = f64> {
+    features: Features<F>,
+    labels: Vec<usize>,
+    row_norms_sq: Array1<F>,
+    /// (n_in, n_out) of each layer, the output layer last.
+    layers: Vec<(usize, usize)>,
+    activation: Activation,
+    lambda: F,
+}
+
+/// Where layer `l`'s weights and biases sit in the parameter vector.
+fn offsets(layers: &[(usize, usize)]) -> Vec<usize> {
+    let mut off = vec![0];
+    for &(i, o) in layers {
+        off.push(off.last().copied().unwrap_or(0) + o * (i + 1));
+    }
+    off
+}
+
+impl<F: Float> Mlp<F> {
+    /// A network on `data` (targets are class ids `0..n_classes`) with the given hidden layer
+    /// widths (one or two), activation and regularization `lambda ≥ 0`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for `n_classes < 2`, no, more than two or zero-width hidden
+    /// layers, or a bad `lambda`; [`Error::EmptyObjective`] for no samples or features;
+    /// [`Error::InvalidData`] naming the first sample whose label is not a class id.
+    pub fn new(
+        data: Dataset<F>,
+        n_classes: usize,
+        hidden: &[usize],
+        activation: Activation,
+        lambda: f64,
+    ) -> Result<Self> {
+        check::non_negative("lambda", lambda)?;
+        if n_classes < 2 {
+            return Err(Error::invalid("n_classes", n_classes, "at least 2"));
+        }
+        if hidden.is_empty() || hidden.len() > 2 || hidden.contains(&0) {
+            return Err(Error::invalid(
+                "hidden",
+                format!("{hidden:?}"),
+                "one or two layers, each at least 1 wide",
+            ));
+        }
+        if data.n_samples() == 0 || data.n_features() == 0 {
+            return Err(Error::EmptyObjective {
+                n_samples: data.n_samples(),
+                dim: data.n_features(),
+            });
+        }
+        let mut labels = Vec::with_capacity(data.n_samples());
+        for (i, &y) in data.targets().iter().enumerate() {
+            let y = y.as_f64();
+            if y < 0.0 || y.fract() != 0.0 || y >= n_classes as f64 {
+                return Err(Error::InvalidData {
+                    what: format!("label {y} of sample {i} is not a class id in 0..{n_classes}"),
+                });
+            }
+            labels.push(y as usize);
+        }
+        let mut widths = vec![data.n_features()];
+        widths.extend_from_slice(hidden);
+        widths.push(n_classes);
+        let layers = widths.windows(2).map(|w| (w[0], w[1])).collect();
+        let features = data.features().clone();
+        let row_norms_sq = features.row_norms_sq();
+        Ok(Mlp {
+            features,
+            labels,
+            row_norms_sq,
+            layers,
+            activation,
+            lambda: F::lit(lambda),
+        })
+    }
+
+    /// Glorot-uniform weights (`U(±√(6/(n_in + n_out)))`) and zero biases, from `seed`.
+    pub fn initial_weights(&self, seed: u64) -> Array1<F> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let off = offsets(&self.layers);
+        let mut w = Array1::zeros(self.dim());
+        for (l, &(n_in, n_out)) in self.layers.iter().enumerate() {
+            let r = (6.0 / (n_in + n_out) as f64).sqrt();
+            for v in w.slice_mut(s![off[l]..off[l] + n_in * n_out]).iter_mut() {
+                *v = F::lit(r * (2.0 * rng.random::<f64>() - 1.0));
+            }
+        }
+        w
+    }
+
+    /// The fraction of samples whose largest output is their label.
+    ///
+    /// # Panics
+    /// If `w` does not have length `dim()`.
+    pub fn accuracy(&self, w: &ArrayRef1<F>) -> f64 {
+        let all: Vec<usize> = (0..self.labels.len()).collect();
+        let mut right = 0;
+        for chunk in all.chunks(CHUNK) {
+            let acts = self.forward(w, chunk);
+            let out = &acts[acts.len() - 1];
+            for (r, &i) in chunk.iter().enumerate() {
+                let row = out.row(r);
+                let best = (0..row.len()).fold(0, |b, k| if row[k] > row[b] { k } else { b });
+                right += usize::from(best == self.labels[i]);
+            }
+        }
+        right as f64 / self.labels.len() as f64
+    }
+
+    fn weights<'a>(
+        &self,
+        w: &'a ArrayRef1<F>,
+        l: usize,
+    ) -> (ArrayView2<'a, F>, ndarray::ArrayView1<'a, F>) {
+        let off = offsets(&self.layers)[l];
+        let (n_in, n_out) = self.layers[l];
+        let mat = w.slice(s![off..off + n_in * n_out]);
+        let mat = mat
+            .into_shape_with_order((n_out, n_in))
+            .expect("contiguous parameter slice");
+        (
+            mat,
+            w.slice(s![off + n_in * n_out..off + n_out * (n_in + 1)]),
+        )
+    }
+
+    /// The input rows of `rows` times `W_0ᵀ`, plus `b_0` (`m × n_out`).
+    fn first_layer(
+        &self,
+        w0: &ArrayView2<'_, F>,
+        b0: &ndarray::ArrayView1<'_, F>,
+        rows: &[usize],
+    ) -> Array2<F> {
+        let mut z = match &self.features {
+            Features::Dense(x) => x.select(Axis(0), rows).dot(&w0.t()),
+            Features::Sparse(x) => {
+                let mut z = Array2::zeros((rows.len(), w0.nrows()));
+                for (r, &i) in rows.iter().enumerate() {
+                    let (cols, vals) = x.row(i);
+                    let mut zr = z.row_mut(r);
+                    for (&c, &v) in cols.iter().zip(vals) {
+                        zr.scaled_add(v, &w0.column(c));
+                    }
+                }
+                z
+            }
+        };
+        z += b0;
+        z
+    }
+
+    /// Pre-activations of the hidden layers and the output logits, for `rows`: element `l`
+    /// is `z_l` (`m × n_out_l`), the last are the logits.
+    fn forward(&self, w: &ArrayRef1<F>, rows: &[usize]) -> Vec<Array2<F>> {
+        let (w0, b0) = self.weights(w, 0);
+        let mut zs = vec![self.first_layer(&w0, &b0, rows)];
+        for l in 1..self.layers.len() {
+            let a = self.activate(&zs[l - 1]);
+            let (wl, bl) = self.weights(w, l);
+            let mut z = a.dot(&wl.t());
+            z += &bl;
+            zs.push(z);
+        }
+        zs
+    }
+
+    fn activate(&self, z: &Array2<F>) -> Array2<F> {
+        match self.activation {
+            Activation::Tanh => z.mapv(|v| v.tanh()),
+            Activation::Relu => z.mapv(|v| v.max(F::zero())),
+        }
+    }
+
+    /// Loss sum, `Σ‖∇f_i − λw‖²` and (if asked) the data part of the gradient sum over `rows`.
+    fn forward_backward(
+        &self,
+        w: &ArrayRef1<F>,
+        rows: &[usize],
+        mut grad_sum: Option<&mut ArrayRef1<F>>,
+    ) -> (f64, F) {
+        let zs = self.forward(w, rows);
+        let n_layers = self.layers.len();
+        let m = rows.len();
+        // Output: δ_L = p − e_y, and the loss.
+        let mut delta = zs[n_layers - 1].clone();
+        let mut loss = 0.0;
+        for (r, &i) in rows.iter().enumerate() {
+            let mut row = delta.row_mut(r);
+            let max = row.iter().fold(F::neg_infinity(), |a, &v| a.max(v));
+            let lse = max + row.iter().map(|&v| (v - max).exp()).sum::<F>().ln();
+            let y = self.labels[i];
+            loss += (lse - row[y]).as_f64();
+            row.mapv_inplace(|v| (v - lse).exp());
+            row[y] -= F::one();
+        }
+        let mut sq_per_row = Array1::<F>::zeros(m);
+        let off = offsets(&self.layers);
+        for l in (0..n_layers).rev() {
+            let (n_in, n_out) = self.layers[l];
+            let delta_sq = delta.map_axis(Axis(1), |r| r.dot(&r));
+            // The layer's input a_{l−1} (the data rows for the first layer).
+            let input = (l > 0).then(|| self.activate(&zs[l - 1]));
+            let input_sq: Array1<F> = match &input {
+                Some(a) => a.map_axis(Axis(1), |r| r.dot(&r)),
+                None => rows.iter().map(|&i| self.row_norms_sq[i]).collect(),
+            };
+            Zip::from(&mut sq_per_row)
+                .and(&delta_sq)
+                .and(&input_sq)
+                .for_each(|s, &d, &a| *s += d * (a + F::one()));
+            if let Some(g) = grad_sum.as_deref_mut() {
+                let mut gw: ArrayViewMut2<'_, F> = g
+                    .slice_mut(s![off[l]..off[l] + n_in * n_out])
+                    .into_shape_with_order((n_out, n_in))
+                    .expect("contiguous gradient slice");
+                match &input {
+                    Some(a) => gw += &delta.t().dot(a),
+                    None => match &self.features {
+                        Features::Dense(x) => gw += &delta.t().dot(&x.select(Axis(0), rows)),
+                        Features::Sparse(x) => {
+                            for (r, &i) in rows.iter().enumerate() {
+                                let (cols, vals) = x.row(i);
+                                let d = delta.row(r);
+                                for (&c, &v) in cols.iter().zip(vals) {
+                                    gw.column_mut(c).scaled_add(v, &d);
+                                }
+                            }
+                        }
+                    },
+                }
+                let mut gb = g.slice_mut(s![off[l] + n_in * n_out..off[l + 1]]);
+                gb += &delta.sum_axis(Axis(0));
+            }
+            if l > 0 {
+                // δ_{l−1} = (δ_l W_l) ⊙ act'(z_{l−1}).
+                let (wl, _) = self.weights(w, l);
+                let mut back = delta.dot(&wl);
+                match self.activation {
+                    Activation::Tanh => Zip::from(&mut back).and(&zs[l - 1]).for_each(|b, &z| {
+                        let t = z.tanh();
+                        *b *= F::one() - t * t;
+                    }),
+                    Activation::Relu => Zip::from(&mut back).and(&zs[l - 1]).for_each(|b, &z| {
+                        if z <= F::zero() {
+                            *b = F::zero();
+                        }
+                    }),
+                }
+                delta = back;
+            }
+        }
+        (loss, sq_per_row.sum())
+    }
+
+    fn reg(&self, w: &ArrayRef1<F>) -> F {
+        F::lit(0.5) * self.lambda * w.dot(w)
+    }
+}
+
+impl<F: Float> Objective<F> for Mlp<F> {
+    fn n_samples(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn dim(&self) -> usize {
+        offsets(&self.layers).last().copied().unwrap_or(0)
+    }
+
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
+        F::lit(self.forward_backward(w, &[i], None).0) + self.reg(w)
+    }
+
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
+        self.sample_loss_gradient(w, i, grad);
+    }
+
+    fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
+        Zip::from(&mut *grad)
+            .and(w)
+            .for_each(|g, &w| *g = self.lambda * w);
+        let (loss, _) = self.forward_backward(w, &[i], Some(grad));
+        F::lit(loss) + self.reg(w)
+    }
+
+    fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
+        if batch.is_empty() {
+            return F::zero();
+        }
+        let sum: f64 = batch
+            .chunks(CHUNK)
+            .map(|c| self.forward_backward(w, c, None).0)
+            .sum();
+        F::lit(sum / batch.len() as f64) + self.reg(w)
+    }
+
+    /// Forward and backward passes over chunks of 256 samples; per-example gradient norms from
+    /// activations and back-propagated errors (see the type's docs).
+    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        let mut sum = Array1::<F>::zeros(w.len());
+        let reg = self.reg(w).as_f64();
+        for chunk in batch.chunks(CHUNK) {
+            sum.fill(F::zero());
+            let (loss, sq) = self.forward_backward(w, chunk, Some(&mut sum));
+            let m = F::from_count(chunk.len());
+            let m2 = (sq - sum.dot(&sum) / m).max(F::zero());
+            Zip::from(&mut sum)
+                .and(w)
+                .for_each(|s, &w| *s = *s / m + self.lambda * w);
+            stats.merge_parts(chunk.len(), &sum, m2, Some(loss + reg * chunk.len() as f64));
+        }
+    }
+}
