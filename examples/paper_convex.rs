@@ -200,7 +200,7 @@ fn run_model<O: Objective<f64>>(
         println!();
     }
     std::fs::create_dir_all(&o.out)?;
-    let stem = format!("{tag}_{name}");
+    let stem = format!("{tag}_{name}_lambda{}", o.lambda);
     let sub = o.out.join(format!("{stem}_suboptimality.svg"));
     plot(
         &sub,

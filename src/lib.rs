@@ -50,6 +50,23 @@
 //! # Ok::<(), bigbatch::Error>(())
 //! ```
 //!
+//! # Bundled models and data
+//! [`models`] has least squares, logistic, Huber and softmax regression and a small
+//! multi-layer perceptron, for `f32` and `f64` on dense or sparse features, each with batch
+//! statistics computed in one pass over the rows. [`data`] reads LIBSVM files (plain or gzip)
+//! and [`datasets`] holds three small real data sets compiled into the crate:
+//! ```
+//! use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Logistic};
+//! use ndarray::Array1;
+//!
+//! let (train, test) = datasets::heart_scale::<f64>().with_bias().split(0.25, 0)?;
+//! let model = Logistic::new(train, 1e-3)?;
+//! let report = BigBatchSgd::builder().build()?.minimize(&model, Array1::zeros(14))?;
+//! let accuracy = Logistic::new(test, 1e-3)?.accuracy(&report.w);
+//! assert!(accuracy > 0.75, "{accuracy}");
+//! # Ok::<(), bigbatch::Error>(())
+//! ```
+//!
 //! # Step rules
 //! | rule | step size | extra cost per iteration |
 //! |---|---|---|
