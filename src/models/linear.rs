@@ -2,7 +2,7 @@
 
 use ndarray::{Array1, ArrayRef1, Zip};
 
-use super::CHUNK;
+use super::{CHUNK, check_not_empty, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
@@ -205,12 +205,7 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
     /// target the loss does not accept, naming the sample.
     pub fn with_loss(data: Dataset<F>, lambda: f64, loss: L) -> Result<Self> {
         check::non_negative("lambda", lambda)?;
-        if data.n_samples() == 0 || data.n_features() == 0 {
-            return Err(Error::EmptyObjective {
-                n_samples: data.n_samples(),
-                dim: data.n_features(),
-            });
-        }
+        check_not_empty(&data)?;
         let mut targets = data.targets().clone();
         for (i, t) in targets.iter_mut().enumerate() {
             let y = t.as_f64();
@@ -253,10 +248,6 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
             .map(|i| self.features.row_dot(i, w))
             .collect()
     }
-
-    fn reg(&self, w: &ArrayRef1<F>) -> F {
-        F::lit(0.5) * self.lambda * w.dot(w)
-    }
 }
 
 impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
@@ -271,7 +262,7 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
     fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
         self.loss
             .value(self.features.row_dot(i, w), self.targets[i])
-            + self.reg(w)
+            + ridge_penalty(self.lambda, w)
     }
 
     fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
@@ -286,7 +277,7 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
             .and(w)
             .for_each(|g, &w| *g = self.lambda * w);
         self.features.add_row_to(i, slope, grad);
-        value + self.reg(w)
+        value + ridge_penalty(self.lambda, w)
     }
 
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
@@ -301,14 +292,13 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
                     .as_f64()
             })
             .sum();
-        F::lit(sum / batch.len() as f64) + self.reg(w)
+        F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
     }
 
     /// One read of each row: `z_i = x_i·w`, then `Σ φ'_i x_i`, `Σ φ'_i²‖x_i‖²` and `Σ φ_i` per
     /// chunk of rows, merged into `stats` (see the [module docs](crate::models)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         let mut sum = Array1::<F>::zeros(w.len());
-        let reg = self.reg(w).as_f64();
         for chunk in batch.chunks(CHUNK) {
             sum.fill(F::zero());
             let (mut sq, mut loss) = (F::zero(), 0.0);
@@ -320,13 +310,7 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
                 sq += slope * slope * self.row_norms_sq[i];
                 loss += value.as_f64();
             }
-            let m = F::from_count(chunk.len());
-            let m2 = (sq - sum.dot(&sum) / m).max(F::zero());
-            // Chunk mean of the per-sample gradients: Σφ'x/m + λw (the shift leaves m2 as it is).
-            Zip::from(&mut sum)
-                .and(w)
-                .for_each(|s, &w| *s = *s / m + self.lambda * w);
-            stats.merge_parts(chunk.len(), &sum, m2, Some(loss + reg * chunk.len() as f64));
+            merge_chunk(stats, chunk.len(), &mut sum, sq, loss, self.lambda, w);
         }
     }
 }

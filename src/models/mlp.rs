@@ -4,7 +4,7 @@ use ndarray::{Array1, Array2, ArrayRef1, ArrayView2, ArrayViewMut2, Axis, Zip, s
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use super::CHUNK;
+use super::{CHUNK, class_labels, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
@@ -81,9 +81,6 @@ impl<F: Float> Mlp<F> {
         lambda: f64,
     ) -> Result<Self> {
         check::non_negative("lambda", lambda)?;
-        if n_classes < 2 {
-            return Err(Error::invalid("n_classes", n_classes, "at least 2"));
-        }
         if hidden.is_empty() || hidden.len() > 2 || hidden.contains(&0) {
             return Err(Error::invalid(
                 "hidden",
@@ -91,22 +88,7 @@ impl<F: Float> Mlp<F> {
                 "one or two layers, each at least 1 wide",
             ));
         }
-        if data.n_samples() == 0 || data.n_features() == 0 {
-            return Err(Error::EmptyObjective {
-                n_samples: data.n_samples(),
-                dim: data.n_features(),
-            });
-        }
-        let mut labels = Vec::with_capacity(data.n_samples());
-        for (i, &y) in data.targets().iter().enumerate() {
-            let y = y.as_f64();
-            if y < 0.0 || y.fract() != 0.0 || y >= n_classes as f64 {
-                return Err(Error::InvalidData {
-                    what: format!("label {y} of sample {i} is not a class id in 0..{n_classes}"),
-                });
-            }
-            labels.push(y as usize);
-        }
+        let labels = class_labels(&data, n_classes)?;
         let mut widths = vec![data.n_features()];
         widths.extend_from_slice(hidden);
         widths.push(n_classes);
@@ -300,10 +282,6 @@ impl<F: Float> Mlp<F> {
         }
         (loss, sq_per_row.sum())
     }
-
-    fn reg(&self, w: &ArrayRef1<F>) -> F {
-        F::lit(0.5) * self.lambda * w.dot(w)
-    }
 }
 
 impl<F: Float> Objective<F> for Mlp<F> {
@@ -316,7 +294,7 @@ impl<F: Float> Objective<F> for Mlp<F> {
     }
 
     fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
-        F::lit(self.forward_backward(w, &[i], None).0) + self.reg(w)
+        F::lit(self.forward_backward(w, &[i], None).0) + ridge_penalty(self.lambda, w)
     }
 
     fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
@@ -328,7 +306,7 @@ impl<F: Float> Objective<F> for Mlp<F> {
             .and(w)
             .for_each(|g, &w| *g = self.lambda * w);
         let (loss, _) = self.forward_backward(w, &[i], Some(grad));
-        F::lit(loss) + self.reg(w)
+        F::lit(loss) + ridge_penalty(self.lambda, w)
     }
 
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
@@ -339,23 +317,17 @@ impl<F: Float> Objective<F> for Mlp<F> {
             .chunks(CHUNK)
             .map(|c| self.forward_backward(w, c, None).0)
             .sum();
-        F::lit(sum / batch.len() as f64) + self.reg(w)
+        F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
     }
 
     /// Forward and backward passes over chunks of 256 samples; per-example gradient norms from
     /// activations and back-propagated errors (see the type's docs).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         let mut sum = Array1::<F>::zeros(w.len());
-        let reg = self.reg(w).as_f64();
         for chunk in batch.chunks(CHUNK) {
             sum.fill(F::zero());
             let (loss, sq) = self.forward_backward(w, chunk, Some(&mut sum));
-            let m = F::from_count(chunk.len());
-            let m2 = (sq - sum.dot(&sum) / m).max(F::zero());
-            Zip::from(&mut sum)
-                .and(w)
-                .for_each(|s, &w| *s = *s / m + self.lambda * w);
-            stats.merge_parts(chunk.len(), &sum, m2, Some(loss + reg * chunk.len() as f64));
+            merge_chunk(stats, chunk.len(), &mut sum, sq, loss, self.lambda, w);
         }
     }
 }

@@ -33,5 +33,71 @@ pub use linear::{
 pub use mlp::{Activation, Mlp};
 pub use softmax::Softmax;
 
+use ndarray::{Array1, ArrayRef1, Zip};
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::stats::GradStats;
+
 /// Rows per chunk of the batched statistics.
 pub(crate) const CHUNK: usize = 256;
+
+/// `(λ/2)‖w‖²`.
+pub(crate) fn ridge_penalty<F: Float>(lambda: F, w: &ArrayRef1<F>) -> F {
+    F::lit(0.5) * lambda * w.dot(w)
+}
+
+/// Refuses a data set with no samples or no features.
+pub(crate) fn check_not_empty<F: Float>(data: &Dataset<F>) -> Result<()> {
+    if data.n_samples() == 0 || data.n_features() == 0 {
+        return Err(Error::EmptyObjective {
+            n_samples: data.n_samples(),
+            dim: data.n_features(),
+        });
+    }
+    Ok(())
+}
+
+/// The targets as class ids `0..n_classes`, or an error naming the first sample that is not.
+pub(crate) fn class_labels<F: Float>(data: &Dataset<F>, n_classes: usize) -> Result<Vec<usize>> {
+    if n_classes < 2 {
+        return Err(Error::invalid("n_classes", n_classes, "at least 2"));
+    }
+    check_not_empty(data)?;
+    data.targets()
+        .iter()
+        .enumerate()
+        .map(|(i, &y)| {
+            let y = y.as_f64();
+            if y < 0.0 || y.fract() != 0.0 || y >= n_classes as f64 {
+                Err(Error::InvalidData {
+                    what: format!("label {y} of sample {i} is not a class id in 0..{n_classes}"),
+                })
+            } else {
+                Ok(y as usize)
+            }
+        })
+        .collect()
+}
+
+/// Merges a chunk of `count` samples whose per-sample gradients are `d_i + λw`, given
+/// `Σ d_i` (in `sum`, which is overwritten), `Σ‖d_i‖²` and the sum of the data losses
+/// `Σ f_i − (λ/2)‖w‖²`. The shift `λw` moves the mean but not the spread.
+pub(crate) fn merge_chunk<F: Float>(
+    stats: &mut GradStats<F>,
+    count: usize,
+    sum: &mut Array1<F>,
+    sq_norm_sum: F,
+    data_loss_sum: f64,
+    lambda: F,
+    w: &ArrayRef1<F>,
+) {
+    let m = F::from_count(count);
+    let m2 = (sq_norm_sum - sum.dot(sum) / m).max(F::zero());
+    Zip::from(&mut *sum)
+        .and(w)
+        .for_each(|s, &w| *s = *s / m + lambda * w);
+    let penalty = ridge_penalty(lambda, w).as_f64();
+    stats.merge_parts(count, sum, m2, Some(data_loss_sum + penalty * count as f64));
+}

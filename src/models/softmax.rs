@@ -2,9 +2,9 @@
 
 use ndarray::{Array1, ArrayRef1, Zip, s};
 
-use super::CHUNK;
+use super::{CHUNK, class_labels, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
-use crate::error::{Error, Result, check};
+use crate::error::{Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
 use crate::stats::GradStats;
@@ -50,25 +50,7 @@ impl<F: Float> Softmax<F> {
     /// first sample whose label is not a class id below `n_classes`.
     pub fn new(data: Dataset<F>, n_classes: usize, lambda: f64) -> Result<Self> {
         check::non_negative("lambda", lambda)?;
-        if n_classes < 2 {
-            return Err(Error::invalid("n_classes", n_classes, "at least 2"));
-        }
-        if data.n_samples() == 0 || data.n_features() == 0 {
-            return Err(Error::EmptyObjective {
-                n_samples: data.n_samples(),
-                dim: data.n_features(),
-            });
-        }
-        let mut labels = Vec::with_capacity(data.n_samples());
-        for (i, &y) in data.targets().iter().enumerate() {
-            let y = y.as_f64();
-            if y < 0.0 || y.fract() != 0.0 || y >= n_classes as f64 {
-                return Err(Error::InvalidData {
-                    what: format!("label {y} of sample {i} is not a class id in 0..{n_classes}"),
-                });
-            }
-            labels.push(y as usize);
-        }
+        let labels = class_labels(&data, n_classes)?;
         let features = data.features().clone();
         let row_norms_sq = features.row_norms_sq();
         Ok(Softmax {
@@ -134,10 +116,6 @@ impl<F: Float> Softmax<F> {
         }
         (loss, norm)
     }
-
-    fn reg(&self, w: &ArrayRef1<F>) -> F {
-        F::lit(0.5) * self.lambda * w.dot(w)
-    }
 }
 
 impl<F: Float> Objective<F> for Softmax<F> {
@@ -152,7 +130,7 @@ impl<F: Float> Objective<F> for Softmax<F> {
     fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
         let mut z = vec![F::zero(); self.n_classes];
         self.logits(w, i, &mut z);
-        Self::residual(&mut z, self.labels[i]).0 + self.reg(w)
+        Self::residual(&mut z, self.labels[i]).0 + ridge_penalty(self.lambda, w)
     }
 
     fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
@@ -171,7 +149,7 @@ impl<F: Float> Objective<F> for Softmax<F> {
             self.features
                 .add_row_to(i, c, &mut grad.slice_mut(s![k * d..(k + 1) * d]));
         }
-        loss + self.reg(w)
+        loss + ridge_penalty(self.lambda, w)
     }
 
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
@@ -186,7 +164,7 @@ impl<F: Float> Objective<F> for Softmax<F> {
                 Self::residual(&mut z, self.labels[i]).0.as_f64()
             })
             .sum();
-        F::lit(sum / batch.len() as f64) + self.reg(w)
+        F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
     }
 
     /// One pass over the rows per chunk: logits, the residual `c = p − e_y`, then
@@ -195,7 +173,6 @@ impl<F: Float> Objective<F> for Softmax<F> {
         let d = self.n_features();
         let mut sum = Array1::<F>::zeros(w.len());
         let mut z = vec![F::zero(); self.n_classes];
-        let reg = self.reg(w).as_f64();
         for chunk in batch.chunks(CHUNK) {
             sum.fill(F::zero());
             let (mut sq, mut loss) = (F::zero(), 0.0);
@@ -209,12 +186,7 @@ impl<F: Float> Objective<F> for Softmax<F> {
                 sq += norm * self.row_norms_sq[i];
                 loss += value.as_f64();
             }
-            let m = F::from_count(chunk.len());
-            let m2 = (sq - sum.dot(&sum) / m).max(F::zero());
-            Zip::from(&mut sum)
-                .and(w)
-                .for_each(|s, &w| *s = *s / m + self.lambda * w);
-            stats.merge_parts(chunk.len(), &sum, m2, Some(loss + reg * chunk.len() as f64));
+            merge_chunk(stats, chunk.len(), &mut sum, sq, loss, self.lambda, w);
         }
     }
 }
