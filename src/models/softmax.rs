@@ -45,8 +45,8 @@ impl<F: Float> Softmax<F> {
     /// `lambda ≥ 0`.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] for `n_classes < 2` or a bad `lambda`;
-    /// [`Error::EmptyObjective`] for no samples or features; [`Error::InvalidData`] naming the
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for `n_classes < 2` or a bad `lambda`;
+    /// [`Error::EmptyObjective`](crate::Error::EmptyObjective) for no samples or features; [`Error::InvalidData`](crate::Error::InvalidData) naming the
     /// first sample whose label is not a class id below `n_classes`.
     pub fn new(data: Dataset<F>, n_classes: usize, lambda: f64) -> Result<Self> {
         check::non_negative("lambda", lambda)?;
