@@ -62,6 +62,27 @@ impl Sampler {
         &self.perm[start.min(self.len)..self.len]
     }
 
+    /// Shuffles the whole permutation (Fisher–Yates) and empties the batch: afterwards
+    /// [`prefix`](Self::prefix) takes batches as growing prefixes of this one shuffle.
+    pub(crate) fn shuffle<R: Rng + ?Sized>(&mut self, rng: &mut R) {
+        let n = self.perm.len();
+        for j in 0..n.saturating_sub(1) {
+            let r = rng.random_range(j..n);
+            self.perm.swap(j, r);
+        }
+        self.len = 0;
+    }
+
+    /// Sets the batch to the first `k` (capped at `n`) entries of the permutation; returns the
+    /// entries added since the last call (all of them after a shrink, which the optimizer
+    /// never asks for).
+    pub(crate) fn prefix(&mut self, k: usize) -> &[usize] {
+        let k = k.min(self.perm.len());
+        let start = if k >= self.len { self.len } else { 0 };
+        self.len = k;
+        &self.perm[start..k]
+    }
+
     /// The current batch.
     pub(crate) fn batch(&self) -> &[usize] {
         &self.perm[..self.len]
@@ -118,6 +139,29 @@ mod tests {
         let mut all = s.batch().to_vec();
         all.sort_unstable();
         assert_eq!(all, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn prefixes_of_one_shuffle_grow_without_repeats() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let mut s = Sampler::new(40);
+        s.shuffle(&mut rng);
+        let first = s.prefix(5).to_vec();
+        assert_eq!(first.len(), 5);
+        assert_eq!(s.prefix(5).len(), 0, "same prefix: nothing new");
+        let more = s.prefix(12).to_vec();
+        assert_eq!(more.len(), 7);
+        assert_eq!(&s.batch()[..5], &first[..], "a prefix keeps its samples");
+        let mut all = s.prefix(100).to_vec();
+        all.extend_from_slice(&first);
+        all.extend_from_slice(&more);
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (0..40).collect::<Vec<_>>(),
+            "one shuffle of every index"
+        );
+        assert_ne!(s.batch(), &(0..40).collect::<Vec<_>>()[..], "shuffled");
     }
 
     #[test]

@@ -124,12 +124,14 @@ pub use float::{Float, lit};
 pub use objective::Objective;
 pub use observe::{History, IterRecord, IterView, Observer, Progress};
 pub use optimizer::{
-    BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Outcome, RunState, StopRule,
+    BatchMode, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState,
+    StopRule,
 };
 pub use report::{Report, StopReason};
 pub use stats::{BatchTest, GradStats};
 pub use step::{
-    Armijo, BarzilaiBorwein, Fixed, LineSearch, Step, StepContext, StepIncrease, StepRule, Validate,
+    Armijo, BarzilaiBorwein, Fixed, Lbfgs, LineSearch, Step, StepContext, StepIncrease, StepRule,
+    Validate,
 };
 
 /// The README's code blocks, compiled and run as doc tests.

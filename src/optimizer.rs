@@ -15,6 +15,35 @@ use crate::report::{Report, StopReason};
 use crate::stats::{BatchTest, GradStats};
 use crate::step::{Armijo, StepContext, StepRule, Validate};
 
+/// How each iteration's batch is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BatchMode {
+    /// A fresh uniform draw (without replacement) every iteration, as in the paper (the
+    /// default).
+    #[default]
+    Fresh,
+    /// The first `K` samples of one shuffle of the data, drawn at the start of the run: a batch
+    /// grows by extending the prefix, and an iteration that does not grow reuses its batch.
+    /// The gradient of the previous batch at the new iterate is then part of the new batch's
+    /// statistics, so a step rule gets curvature pairs on identical samples for free
+    /// ([`StepContext::previous_batch_stats`]). Once `K = N` this is plain full-batch
+    /// optimization.
+    Persistent,
+}
+
+/// How much a batch that fails the big-batch test grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum GrowthRule {
+    /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule; the default).
+    #[default]
+    Fraction,
+    /// Straight to the size the current estimates ask for (Byrd et al. 2012), at least by the
+    /// fraction: `K ← max(K + max(1, ⌈ρK⌉), ⌈φV_B/(θ²‖g_B‖²)⌉)`.
+    ToRequired,
+}
+
 /// When a run stops: tolerances on the gradient of a batch that passed the big-batch test,
 /// and budgets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,6 +100,9 @@ pub struct RunState<F> {
     rng: Xoshiro256PlusPlus,
     sampler: Sampler,
     stats: GradStats<F>,
+    /// Persistent mode: the statistics of the batch the iteration started with, kept when the
+    /// batch grows (the previous iteration's batch at the new iterate).
+    start_stats: GradStats<F>,
     direction: Array1<F>,
     next: Array1<F>,
     last_good: Array1<F>,
@@ -90,6 +122,7 @@ impl<F: Float> RunState<F> {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             sampler: Sampler::new(n_samples),
             stats: GradStats::new(dim),
+            start_stats: GradStats::new(dim),
             direction: Array1::zeros(dim),
             next: Array1::zeros(dim),
             last_good: w.clone(),
@@ -298,6 +331,8 @@ pub struct BigBatchSgd<S = Armijo> {
     test: BatchTest,
     initial_batch: usize,
     growth: f64,
+    growth_rule: GrowthRule,
+    batch_mode: BatchMode,
     seed: u64,
     stop: StopRule,
     step: S,
@@ -311,6 +346,8 @@ impl BigBatchSgd {
                 test: BatchTest::default(),
                 initial_batch: 10,
                 growth: 0.1,
+                growth_rule: GrowthRule::Fraction,
+                batch_mode: BatchMode::Fresh,
                 seed: 0,
                 stop: StopRule::default(),
                 step: Armijo::default(),
@@ -332,6 +369,14 @@ impl<S> BigBatchSgd<S> {
     pub fn growth(&self) -> f64 {
         self.growth
     }
+    /// How a failed test grows the batch.
+    pub fn growth_rule(&self) -> GrowthRule {
+        self.growth_rule
+    }
+    /// How batches are chosen.
+    pub fn batch_mode(&self) -> BatchMode {
+        self.batch_mode
+    }
     /// The seed of the random numbers.
     pub fn seed(&self) -> u64 {
         self.seed
@@ -350,6 +395,8 @@ impl<S> BigBatchSgd<S> {
 /// | `theta` | θ > 0 of the test `V_B/n ≤ θ²‖g_B‖²` | 1 |
 /// | `initial_batch` | batch size of the first iteration, ≥ 2 (capped at N) | 10 |
 /// | `growth` | ρ > 0: a failed test adds `max(1, ⌈ρK⌉)` samples | 0.1 |
+/// | `growth_rule` | [`GrowthRule`]: by the fraction, or to the size the test asks for | `Fraction` |
+/// | `batch_mode` | [`BatchMode`]: a fresh draw each iteration, or prefixes of one shuffle | `Fresh` |
 /// | `finite_population_correction` | noise × (1 − n/N) | off |
 /// | `unbiased_signal` | test against `θ²/(1+θ²)‖g_B‖²` | off |
 /// | `tolerance` | stop when `‖g_B‖² ≤ ε` on a passing batch | 1e-10 |
@@ -380,6 +427,16 @@ impl<S> BigBatchSgdBuilder<S> {
     /// added). Default 0.1.
     pub fn growth(mut self, rho: f64) -> Self {
         self.inner.growth = rho;
+        self
+    }
+    /// How a batch that fails the test grows. Default [`GrowthRule::Fraction`].
+    pub fn growth_rule(mut self, rule: GrowthRule) -> Self {
+        self.inner.growth_rule = rule;
+        self
+    }
+    /// How batches are chosen. Default [`BatchMode::Fresh`].
+    pub fn batch_mode(mut self, mode: BatchMode) -> Self {
+        self.inner.batch_mode = mode;
         self
     }
     /// Multiplies the noise estimate by `1 − n/N`, the finite-population correction for
@@ -427,6 +484,8 @@ impl<S> BigBatchSgdBuilder<S> {
             test,
             initial_batch,
             growth,
+            growth_rule,
+            batch_mode,
             seed,
             stop,
             step: _,
@@ -436,6 +495,8 @@ impl<S> BigBatchSgdBuilder<S> {
                 test,
                 initial_batch,
                 growth,
+                growth_rule,
+                batch_mode,
                 seed,
                 stop,
                 step,
@@ -535,7 +596,11 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
             });
         }
         self.step.reset();
-        Ok(RunState::new(w0, n, self.initial_batch, self.seed))
+        let mut run = RunState::new(w0, n, self.initial_batch, self.seed);
+        if self.batch_mode == BatchMode::Persistent {
+            run.sampler.shuffle(&mut run.rng);
+        }
+        Ok(run)
     }
 
     fn iterate<O: Objective<F> + ?Sized>(
@@ -547,9 +612,16 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
         let it = run.iteration;
         let start_size = run.batch_size;
 
-        // Draw a fresh batch, and grow it at the same w until it passes the test.
+        // Draw the batch (fresh, or the persistent prefix), and grow it at the same w until it
+        // passes the test; only new samples are evaluated.
+        let persistent = self.batch_mode == BatchMode::Persistent;
         run.stats.reset();
-        let batch = run.sampler.draw(start_size, &mut run.rng);
+        let batch = if persistent {
+            run.sampler.prefix(0);
+            run.sampler.prefix(start_size)
+        } else {
+            run.sampler.draw(start_size, &mut run.rng)
+        };
         accumulate(
             objective,
             &run.w,
@@ -560,8 +632,21 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
         check_stats(&run.stats, it)?;
         let mut growth_rounds = 0;
         while run.batch_size < n_total && !self.test.passes(&run.stats, n_total) {
-            run.batch_size = grown_size(run.batch_size, self.growth, n_total);
-            let new = run.sampler.extend(run.batch_size, &mut run.rng);
+            if persistent && growth_rounds == 0 {
+                run.start_stats.clone_from(&run.stats);
+            }
+            let mut next = grown_size(run.batch_size, self.growth, n_total);
+            if self.growth_rule == GrowthRule::ToRequired {
+                next = next
+                    .max(self.test.required_size(&run.stats, n_total))
+                    .min(n_total);
+            }
+            run.batch_size = next;
+            let new = if persistent {
+                run.sampler.prefix(next)
+            } else {
+                run.sampler.extend(next, &mut run.rng)
+            };
             accumulate(objective, &run.w, new, &mut run.stats, &mut run.grad_evals)?;
             check_stats(&run.stats, it)?;
             growth_rounds += 1;
@@ -601,6 +686,11 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
             loss,
             noise: self.test.noise(&run.stats, n_total),
             batch_grew: growth_rounds > 0,
+            previous_batch: (persistent && it > 0).then_some(if growth_rounds > 0 {
+                &run.start_stats
+            } else {
+                &run.stats
+            }),
             iteration: it,
             n_samples: n_total,
             direction: &mut run.direction,

@@ -12,15 +12,18 @@
 //! |---|---|---|
 //! | [`Fixed`] | a constant α | none |
 //! | [`Armijo`] (default) | backtracking on the batch loss, carried over and enlarged before each search | batch losses at trial points |
+//! | [`Lbfgs`] | direction `−H g_B` from curvature pairs on identical samples, unit step, Armijo | with fresh batches, the batch's gradients at the previous iterate; none with persistent batches |
 //! | [`BarzilaiBorwein`] | `(1 − noise/‖g‖²)/ν` with the secant curvature ν on the same batch, then Armijo | the batch's gradients at the previous iterate, and trial losses |
 
 mod armijo;
 mod barzilai_borwein;
 mod fixed;
+mod lbfgs;
 
 pub use armijo::{Armijo, StepIncrease};
 pub use barzilai_borwein::BarzilaiBorwein;
 pub use fixed::Fixed;
+pub use lbfgs::Lbfgs;
 
 use ndarray::{Array1, ArrayRef1, Zip};
 
@@ -81,6 +84,7 @@ pub struct StepContext<'a, F: Float, O: ?Sized> {
     pub(crate) loss: F,
     pub(crate) noise: F,
     pub(crate) batch_grew: bool,
+    pub(crate) previous_batch: Option<&'a GradStats<F>>,
     pub(crate) iteration: usize,
     pub(crate) n_samples: usize,
     pub(crate) direction: &'a mut Array1<F>,
@@ -121,6 +125,13 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     /// Whether the batch grew during this iteration.
     pub fn batch_grew(&self) -> bool {
         self.batch_grew
+    }
+    /// With [`BatchMode::Persistent`](crate::BatchMode::Persistent) and after the first
+    /// iteration: the statistics at the current `w` of the previous iteration's batch (a
+    /// prefix of this one, evaluated anyway), so that `g_{B_{t−1}}(w_t) − g_{B_{t−1}}(w_{t−1})`
+    /// is a curvature pair on identical samples at no extra cost. `None` otherwise.
+    pub fn previous_batch_stats(&self) -> Option<&GradStats<F>> {
+        self.previous_batch
     }
     /// The iteration (0-based).
     pub fn iteration(&self) -> usize {
@@ -185,9 +196,14 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     /// run. A step that increases the loss is never accepted, and a trial whose loss is not
     /// finite is shrunk like any other.
     ///
+    /// When the search runs out (after `max_backtracks` reductions, or below `min_step`) while
+    /// the decrease asked of its last trial is below `ε_F`, the precision of the loss is
+    /// exhausted rather than the model at fault: the search returns α = 0 (no step), and a run
+    /// on the full batch then stops with [`StopReason::NoProgress`](crate::StopReason::NoProgress).
+    ///
     /// # Errors
-    /// [`Error::LineSearchFailed`] after `max_backtracks` reductions, when α falls below
-    /// `min_step`, or when `d` is not a descent direction.
+    /// [`Error::LineSearchFailed`] when the search runs out while the loss could resolve the
+    /// decrease it asked for, or when `d` is not a descent direction.
     pub fn backtrack(&mut self, alpha: F, search: &LineSearch) -> Result<Step<F>> {
         let iteration = self.iteration;
         let fail = move |backtracks| Error::LineSearchFailed {
@@ -219,6 +235,15 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
                 });
             }
             if backtracks == search.max_backtracks || alpha * beta < min_step {
+                if -required <= allowance {
+                    // Every decrease asked of the last trials was below the rounding of the
+                    // loss: the precision is exhausted, the model is not at fault. No step.
+                    return Ok(Step {
+                        alpha: F::zero(),
+                        backtracks,
+                        loss_after: Some(f0),
+                    });
+                }
                 return Err(fail(backtracks));
             }
             alpha *= beta;
