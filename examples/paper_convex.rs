@@ -13,6 +13,8 @@
 //! Options: `--data PATH` (LIBSVM, plain or gzip; default: the embedded `adult`), `--features D`
 //! (the feature count of the file), `--model logistic|ridge|huber|all` (default `all`),
 //! `--lambda λ` (1e-4), `--delta δ` (Huber threshold, 1), `--epochs E` (20), `--seed S` (0),
+//! `--seeds K` (1: with more, every method runs with seeds S..S+K and the table gives the
+//! median and the worst),
 //! `--sgd-batch B` (32), `--out DIR` (`target/paper_convex`). A bias feature is appended.
 
 mod support;
@@ -22,7 +24,7 @@ use std::time::Instant;
 
 use bigbatch::data::{Dataset, Features, load_libsvm};
 use bigbatch::models::{Huber, LeastSquares, Logistic};
-use bigbatch::{BarzilaiBorwein, BigBatchSgd, Fixed, Objective, datasets};
+use bigbatch::{Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, GrowthRule, Objective, datasets};
 use support::{Curve, big_batch_curve, plot, reference_optimum, tuned_sgd};
 
 struct Options {
@@ -33,6 +35,7 @@ struct Options {
     delta: f64,
     epochs: f64,
     seed: u64,
+    seeds: u64,
     sgd_batch: usize,
     out: PathBuf,
 }
@@ -46,6 +49,7 @@ fn parse_args() -> Result<Options, String> {
         delta: 1.0,
         epochs: 20.0,
         seed: 0,
+        seeds: 1,
         sgd_batch: 32,
         out: PathBuf::from("target/paper_convex"),
     };
@@ -71,6 +75,7 @@ fn parse_args() -> Result<Options, String> {
             "--delta" => o.delta = num(value()?)?,
             "--epochs" => o.epochs = num(value()?)?,
             "--seed" => o.seed = num(value()?)? as u64,
+            "--seeds" => o.seeds = (num(value()?)? as u64).max(1),
             "--sgd-batch" => o.sgd_batch = num(value()?)? as usize,
             "--out" => o.out = PathBuf::from(value()?),
             "-h" | "--help" => {
@@ -105,6 +110,26 @@ fn smoothness_bound(data: &Dataset<f64>, curvature: f64, lambda: f64) -> f64 {
     curvature * data.features().row_norms_sq().mean().unwrap_or(1.0) + lambda
 }
 
+/// The statistic of several seeds' curves at one epoch: (median, worst).
+fn median_worst(curves: &[Curve], epoch: f64) -> Option<(f64, f64)> {
+    let mut v: Vec<f64> = curves.iter().filter_map(|c| c.at(epoch)).collect();
+    if v.len() < curves.len() || v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let median = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        0.5 * (v[v.len() / 2 - 1] + v[v.len() / 2])
+    };
+    Some((median, v[v.len() - 1]))
+}
+
+type Method<'a, O> = (
+    &'a str,
+    Box<dyn Fn(&O, u64, f64) -> Result<Vec<Curve>, bigbatch::Error> + 'a>,
+);
+
 fn run_model<O: Objective<f64>>(
     name: &str,
     model: &O,
@@ -121,84 +146,151 @@ fn run_model<O: Objective<f64>>(
         o.lambda,
         start.elapsed().as_secs_f64()
     );
-    let builder = || {
+    let epochs = o.epochs;
+    let builder = move |seed: u64| {
         BigBatchSgd::builder()
-            .seed(o.seed)
-            .max_epochs(o.epochs)
+            .seed(seed)
+            .max_epochs(epochs)
             .tolerance(0.0)
     };
-    let mut curves = Vec::new();
-    let mut timed = |label: &str, f: &mut dyn FnMut() -> Result<Vec<Curve>, bigbatch::Error>| {
-        let t = Instant::now();
-        let c = f()?;
-        println!("  {label:<30} {:6.2} s", t.elapsed().as_secs_f64());
-        curves.extend(c);
-        Ok::<(), bigbatch::Error>(())
-    };
-    timed("big batch, Armijo", &mut || {
-        Ok(vec![big_batch_curve(
-            "big batch Armijo",
-            model,
-            &mut builder().build()?,
-            f_star,
-        )?])
-    })?;
-    timed("big batch, Barzilai-Borwein", &mut || {
-        Ok(vec![big_batch_curve(
-            "big batch BB",
-            model,
-            &mut builder().step(BarzilaiBorwein::new()).build()?,
-            f_star,
-        )?])
-    })?;
     let fixed = 1.0 / (2.0 * l_bound);
-    timed("big batch, fixed 1/(2L)", &mut || {
-        Ok(vec![big_batch_curve(
-            "big batch fixed",
-            model,
-            &mut builder().step(Fixed::new(fixed)).build()?,
-            f_star,
-        )?])
-    })?;
-    timed("gradient descent (Armijo)", &mut || {
-        Ok(vec![big_batch_curve(
-            "gradient descent",
-            model,
-            &mut builder().initial_batch(n).build()?,
-            f_star,
-        )?])
-    })?;
     let grid: Vec<f64> = (-2..=4).map(|k| 4f64.powi(k) / l_bound).collect();
-    timed("plain SGD, 2 × 7 step sizes", &mut || {
-        Ok(tuned_sgd(
-            model,
-            &grid,
-            o.sgd_batch,
-            o.epochs,
-            o.seed,
-            f_star,
-        ))
-    })?;
+    let sgd_batch = o.sgd_batch;
+    let methods: Vec<Method<'_, O>> = vec![
+        (
+            "big batch L-BFGS (default)",
+            Box::new(move |m, seed, f| {
+                Ok(vec![big_batch_curve(
+                    "big batch L-BFGS",
+                    m,
+                    &mut builder(seed).build()?,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch L-BFGS, fraction growth",
+            Box::new(move |m, seed, f| {
+                let mut opt = builder(seed).growth_rule(GrowthRule::Fraction).build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch L-BFGS fraction",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch, the paper's preset",
+            Box::new(move |m, seed, f| {
+                let mut opt = BigBatchSgd::paper()
+                    .seed(seed)
+                    .max_epochs(epochs)
+                    .tolerance(0.0)
+                    .build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch paper (Armijo)",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch, Armijo",
+            Box::new(move |m, seed, f| {
+                Ok(vec![big_batch_curve(
+                    "big batch Armijo",
+                    m,
+                    &mut builder(seed).step(Armijo::new()).build()?,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch, Barzilai-Borwein",
+            Box::new(move |m, seed, f| {
+                let mut opt = BigBatchSgd::paper()
+                    .seed(seed)
+                    .max_epochs(epochs)
+                    .tolerance(0.0)
+                    .step(BarzilaiBorwein::new())
+                    .build()?;
+                Ok(vec![big_batch_curve("big batch BB", m, &mut opt, f)?])
+            }),
+        ),
+        (
+            "big batch, fixed 1/(2L)",
+            Box::new(move |m, seed, f| {
+                let mut opt = BigBatchSgd::paper()
+                    .seed(seed)
+                    .max_epochs(epochs)
+                    .tolerance(0.0)
+                    .step(Fixed::new(fixed))
+                    .build()?;
+                Ok(vec![big_batch_curve("big batch fixed", m, &mut opt, f)?])
+            }),
+        ),
+        (
+            "gradient descent (Armijo)",
+            Box::new(move |m, seed, f| {
+                let mut opt = builder(seed).step(Armijo::new()).initial_batch(n).build()?;
+                Ok(vec![big_batch_curve("gradient descent", m, &mut opt, f)?])
+            }),
+        ),
+        (
+            "plain SGD, 2 × 7 step sizes",
+            Box::new(move |m, seed, f| Ok(tuned_sgd(m, &grid, sgd_batch, epochs, seed, f))),
+        ),
+    ];
+    // curves[k][s]: curve k (a method may give several) of seed s.
+    let mut by_label: Vec<(String, Vec<Curve>)> = Vec::new();
+    for (label, run) in &methods {
+        let t = Instant::now();
+        for seed in 0..o.seeds {
+            for c in run(model, o.seed + seed, f_star)? {
+                let key = c.label.split(" α=").next().unwrap_or(&c.label).to_string();
+                match by_label.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => v.push(c),
+                    None => by_label.push((key, vec![c])),
+                }
+            }
+        }
+        println!(
+            "  {label:<34} {:6.2} s per seed",
+            t.elapsed().as_secs_f64() / o.seeds as f64
+        );
+    }
 
     let marks: Vec<f64> = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]
         .into_iter()
         .filter(|&e| e <= o.epochs)
         .collect();
-    print!("\n  {:<30}", "relative suboptimality at epoch");
+    let what = if o.seeds > 1 {
+        format!("median (worst) of {} seeds", o.seeds)
+    } else {
+        "relative suboptimality".to_string()
+    };
+    print!("\n  {:<30}", format!("epoch: {what}"));
     for e in &marks {
-        print!(" {e:>9}");
+        print!(" {:>19}", e);
     }
     println!();
-    for c in &curves {
-        print!("  {:<30}", c.label);
+    for (label, curves) in &by_label {
+        print!("  {label:<30}");
         for &e in &marks {
-            match c.at(e) {
-                Some(v) => print!(" {v:>9.2e}"),
-                None => print!(" {:>9}", "-"),
+            match median_worst(curves, e) {
+                Some((med, worst)) if o.seeds > 1 => {
+                    print!(" {:>19}", format!("{med:.2e} ({worst:.2e})"))
+                }
+                Some((med, _)) => print!(" {med:>19.2e}"),
+                None => print!(" {:>19}", "-"),
             }
         }
         println!();
     }
+    // Plots show the first seed.
+    let curves: Vec<Curve> = by_label.iter().map(|(_, v)| v[0].clone()).collect();
     std::fs::create_dir_all(&o.out)?;
     let stem = format!("{tag}_{name}_lambda{}", o.lambda);
     let sub = o.out.join(format!("{stem}_suboptimality.svg"));

@@ -160,12 +160,12 @@ impl<C> std::fmt::Debug for FromFn<C> {
 /// # let data = Mean((0..100).map(f64::from).collect());
 /// use std::ops::ControlFlow;
 /// use bigbatch::observe::from_fn;
-/// // Stop after three steps.
+/// // Stop as soon as the batch loss falls below 900.
 /// let mut stop = from_fn(|v: &bigbatch::IterView<'_, f64>| {
-///     if v.record.iteration == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+///     if v.record.loss_after.is_some_and(|l| l < 900.0) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
 /// });
 /// let report = BigBatchSgd::builder().build()?.minimize_with(&data, array![0.0], &mut stop)?;
-/// assert_eq!((report.iterations, report.stop), (3, StopReason::Observer));
+/// assert_eq!(report.stop, StopReason::Observer);
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 pub fn from_fn<F, C: FnMut(&IterView<'_, F>) -> ControlFlow<()>>(closure: C) -> FromFn<C> {

@@ -13,22 +13,21 @@ use crate::objective::Objective;
 use crate::observe::{IterRecord, IterView, Observer};
 use crate::report::{Report, StopReason};
 use crate::stats::{BatchTest, GradStats};
-use crate::step::{Armijo, StepContext, StepRule, Validate};
+use crate::step::{Armijo, Lbfgs, StepContext, StepIncrease, StepRule, Validate};
 
 /// How each iteration's batch is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum BatchMode {
-    /// A fresh uniform draw (without replacement) every iteration, as in the paper (the
-    /// default).
-    #[default]
+    /// A fresh uniform draw (without replacement) every iteration, as in the paper.
     Fresh,
     /// The first `K` samples of one shuffle of the data, drawn at the start of the run: a batch
     /// grows by extending the prefix, and an iteration that does not grow reuses its batch.
     /// The gradient of the previous batch at the new iterate is then part of the new batch's
     /// statistics, so a step rule gets curvature pairs on identical samples for free
     /// ([`StepContext::previous_batch_stats`]). Once `K = N` this is plain full-batch
-    /// optimization.
+    /// optimization. The default.
+    #[default]
     Persistent,
 }
 
@@ -36,11 +35,11 @@ pub enum BatchMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum GrowthRule {
-    /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule; the default).
-    #[default]
+    /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule).
     Fraction,
     /// Straight to the size the current estimates ask for (Byrd et al. 2012), at least by the
-    /// fraction: `K ← max(K + max(1, ⌈ρK⌉), ⌈φV_B/(θ²‖g_B‖²)⌉)`.
+    /// fraction: `K ← max(K + max(1, ⌈ρK⌉), ⌈φV_B/(θ²‖g_B‖²)⌉)`. The default.
+    #[default]
     ToRequired,
 }
 
@@ -327,7 +326,7 @@ pub trait BigBatchOptimizer<F: Float> {
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct BigBatchSgd<S = Armijo> {
+pub struct BigBatchSgd<S = Lbfgs> {
     test: BatchTest,
     initial_batch: usize,
     growth: f64,
@@ -339,20 +338,48 @@ pub struct BigBatchSgd<S = Armijo> {
 }
 
 impl BigBatchSgd {
-    /// A builder with every parameter at its default (see [`BigBatchSgdBuilder`]).
+    /// A builder with every parameter at its default (see [`BigBatchSgdBuilder`]): L-BFGS
+    /// directions on a persistent batch that jumps to the size the test asks for.
+    ///
+    /// This configuration is not the paper's; it is the one that measured best (see the
+    /// crate's README for the figures): with the paper's steep-descent steps, about a hundred
+    /// steps in twenty epochs trail a hand-tuned small-batch SGD by one to two orders of
+    /// magnitude on ill-conditioned problems, while curvature pairs on the same samples, free
+    /// with a persistent batch, close that gap. [`BigBatchSgd::paper`] gives the paper's.
     pub fn builder() -> BigBatchSgdBuilder {
         BigBatchSgdBuilder {
             inner: BigBatchSgd {
                 test: BatchTest::default(),
                 initial_batch: 10,
                 growth: 0.1,
-                growth_rule: GrowthRule::Fraction,
-                batch_mode: BatchMode::Fresh,
+                growth_rule: GrowthRule::ToRequired,
+                batch_mode: BatchMode::Persistent,
                 seed: 0,
                 stop: StopRule::default(),
-                step: Armijo::default(),
+                step: Lbfgs::default(),
             },
         }
+    }
+}
+
+impl BigBatchSgd<Armijo> {
+    /// A builder for the paper's configuration: a fresh batch every iteration, growth by 10 %,
+    /// steps along `−g_B` with Armijo backtracking (c = 0.1) that enlarges the step only when
+    /// the batch grew. Every setter still applies (`.step(BarzilaiBorwein::new())` gives the
+    /// paper's adaptive-step variant).
+    ///
+    /// # Example
+    /// ```
+    /// use bigbatch::{BatchMode, BigBatchSgd};
+    /// let opt = BigBatchSgd::paper().theta(1.0).build()?;
+    /// assert_eq!(opt.batch_mode(), BatchMode::Fresh);
+    /// # Ok::<(), bigbatch::Error>(())
+    /// ```
+    pub fn paper() -> BigBatchSgdBuilder<Armijo> {
+        BigBatchSgd::builder()
+            .batch_mode(BatchMode::Fresh)
+            .growth_rule(GrowthRule::Fraction)
+            .step(Armijo::new().increase(StepIncrease::OnBatchGrowth))
     }
 }
 
@@ -395,8 +422,8 @@ impl<S> BigBatchSgd<S> {
 /// | `theta` | θ > 0 of the test `V_B/n ≤ θ²‖g_B‖²` | 1 |
 /// | `initial_batch` | batch size of the first iteration, ≥ 2 (capped at N) | 10 |
 /// | `growth` | ρ > 0: a failed test adds `max(1, ⌈ρK⌉)` samples | 0.1 |
-/// | `growth_rule` | [`GrowthRule`]: by the fraction, or to the size the test asks for | `Fraction` |
-/// | `batch_mode` | [`BatchMode`]: a fresh draw each iteration, or prefixes of one shuffle | `Fresh` |
+/// | `growth_rule` | [`GrowthRule`]: by the fraction, or to the size the test asks for | `ToRequired` |
+/// | `batch_mode` | [`BatchMode`]: a fresh draw each iteration, or prefixes of one shuffle | `Persistent` |
 /// | `finite_population_correction` | noise × (1 − n/N) | off |
 /// | `unbiased_signal` | test against `θ²/(1+θ²)‖g_B‖²` | off |
 /// | `tolerance` | stop when `‖g_B‖² ≤ ε` on a passing batch | 1e-10 |
@@ -404,10 +431,10 @@ impl<S> BigBatchSgd<S> {
 /// | `max_epochs` | budget of gradient evaluations / N, > 0 | 100 |
 /// | `max_iterations` | budget of steps, ≥ 1 | 100 000 |
 /// | `seed` | seed of the sampling | 0 |
-/// | `step` | the [`StepRule`] | [`Armijo`] |
+/// | `step` | the [`StepRule`] | [`Lbfgs`] |
 #[derive(Debug, Clone, PartialEq)]
 #[must_use]
-pub struct BigBatchSgdBuilder<S = Armijo> {
+pub struct BigBatchSgdBuilder<S = Lbfgs> {
     inner: BigBatchSgd<S>,
 }
 
@@ -429,12 +456,12 @@ impl<S> BigBatchSgdBuilder<S> {
         self.inner.growth = rho;
         self
     }
-    /// How a batch that fails the test grows. Default [`GrowthRule::Fraction`].
+    /// How a batch that fails the test grows. Default [`GrowthRule::ToRequired`].
     pub fn growth_rule(mut self, rule: GrowthRule) -> Self {
         self.inner.growth_rule = rule;
         self
     }
-    /// How batches are chosen. Default [`BatchMode::Fresh`].
+    /// How batches are chosen. Default [`BatchMode::Persistent`].
     pub fn batch_mode(mut self, mode: BatchMode) -> Self {
         self.inner.batch_mode = mode;
         self
@@ -478,7 +505,7 @@ impl<S> BigBatchSgdBuilder<S> {
         self.inner.seed = seed;
         self
     }
-    /// The step rule. Default [`Armijo`].
+    /// The step rule. Default [`Lbfgs`].
     pub fn step<T>(self, step: T) -> BigBatchSgdBuilder<T> {
         let BigBatchSgd {
             test,

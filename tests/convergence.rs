@@ -42,6 +42,27 @@ fn recovers_generating_weights<F: Float>(tolerance: f64, max_err: f64) {
     );
     check(
         "armijo",
+        base()
+            .step(Armijo::new())
+            .build()
+            .unwrap()
+            .minimize(&p, w0.clone())
+            .unwrap(),
+    );
+    check(
+        "armijo, the paper's preset",
+        BigBatchSgd::paper()
+            .theta(theta)
+            .seed(11)
+            .tolerance(tolerance)
+            .max_epochs(500.0)
+            .build()
+            .unwrap()
+            .minimize(&p, w0.clone())
+            .unwrap(),
+    );
+    check(
+        "l-bfgs (default)",
         base().build().unwrap().minimize(&p, w0.clone()).unwrap(),
     );
     check(
@@ -140,6 +161,15 @@ fn noisy_ridge_default_settings<F: Float>(tolerance: f64, max_rel_gap: f64) {
     let reports = [
         (
             "armijo",
+            base()
+                .step(Armijo::new())
+                .build()
+                .unwrap()
+                .minimize(&p, w0.clone())
+                .unwrap(),
+        ),
+        (
+            "l-bfgs (default)",
             base().build().unwrap().minimize(&p, w0.clone()).unwrap(),
         ),
         (

@@ -234,12 +234,18 @@ fn nan_gives_last_good_iterate<F: Float, S: StepRule<F> + Validate>(opt: &mut Bi
     else {
         panic!("{err:?}")
     };
-    assert_eq!(*what, "gradient");
-    // The failing evaluation was at the newest iterate; the last good one is the one before.
+    // The newest iterate is `iterates[len − 1]`. If the batch gradient there was NaN, the last
+    // good iterate is the one before; if only a step rule's extra evaluation at the previous
+    // iterate was (Barzilai–Borwein), the newest one was evaluated finite and is the last good.
+    let expected_index = match *what {
+        "gradient" => iterates.len() - 2,
+        "gradient at the previous iterate" => iterates.len() - 1,
+        other => panic!("unexpected quantity {other}"),
+    };
     assert_eq!(*iteration, iterates.len() - 1);
     assert!(*iteration >= 2, "the poison should strike mid-run");
     let last = err.last_iterate::<F>().unwrap();
-    let expected = &iterates[iterates.len() - 2];
+    let expected = &iterates[expected_index];
     assert_eq!(
         to64(&last),
         to64(expected),
@@ -248,7 +254,7 @@ fn nan_gives_last_good_iterate<F: Float, S: StepRule<F> + Validate>(opt: &mut Bi
     assert!(last.iter().all(|x| x.is_finite()));
     let msg = err.to_string();
     assert!(
-        msg.contains("gradient") && msg.contains(&format!("iteration {iteration}")),
+        msg.contains(*what) && msg.contains(&format!("iteration {iteration}")),
         "{msg}"
     );
 }
@@ -257,18 +263,27 @@ fn nan_gives_last_good_iterate<F: Float, S: StepRule<F> + Validate>(opt: &mut Bi
 fn nan_gradient_gives_non_finite_with_last_good_iterate() {
     nan_gives_last_good_iterate::<f64, _>(&mut BigBatchSgd::builder().build().unwrap());
     nan_gives_last_good_iterate::<f32, _>(&mut BigBatchSgd::builder().build().unwrap());
+    nan_gives_last_good_iterate::<f32, _>(&mut BigBatchSgd::paper().build().unwrap());
     nan_gives_last_good_iterate::<f64, _>(
-        &mut BigBatchSgd::builder()
-            .step(Fixed::new(0.1))
-            .build()
-            .unwrap(),
+        &mut BigBatchSgd::paper().step(Fixed::new(0.1)).build().unwrap(),
     );
     nan_gives_last_good_iterate::<f32, _>(
-        &mut BigBatchSgd::builder()
+        &mut BigBatchSgd::paper()
             .step(BarzilaiBorwein::<f32>::new())
             .build()
             .unwrap(),
     );
+    nan_gives_last_good_iterate::<f64, _>(
+        &mut BigBatchSgd::builder()
+            .step(BarzilaiBorwein::<f64>::new())
+            .build()
+            .unwrap(),
+    );
+    let fresh_lbfgs = BigBatchSgd::builder()
+        .batch_mode(BatchMode::Fresh)
+        .build()
+        .unwrap();
+    nan_gives_last_good_iterate::<f64, _>(&mut { fresh_lbfgs });
 }
 
 #[test]

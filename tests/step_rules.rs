@@ -53,7 +53,7 @@ fn full_batch_is_gradient_descent<F: Float>(rel_tol: f64) {
     let all = p.all();
     for armijo in [false, true] {
         // θ = 0.05 demands a nearly exact gradient: the batch grows to N within a few steps.
-        let base = BigBatchSgd::builder()
+        let base = BigBatchSgd::paper()
             .theta(0.05)
             .seed(4)
             .max_iterations(40)
@@ -142,8 +142,10 @@ fn armijo_condition_holds<F: Float>() {
     let p = ridge::<F>(9, 400, 5, 1.0, 0.01);
     let w0 = || Array1::<F>::zeros(5);
     let b = || BigBatchSgd::builder().seed(1);
-    let (_, seen) = observe_run(&mut b().build().unwrap(), &p, w0());
+    let (_, seen) = observe_run(&mut b().step(Armijo::new()).build().unwrap(), &p, w0());
     check_armijo("armijo", &p, 0.1, &seen);
+    let (_, seen) = observe_run(&mut BigBatchSgd::paper().seed(1).build().unwrap(), &p, w0());
+    check_armijo("armijo, the paper's preset", &p, 0.1, &seen);
     let rule = Armijo::new()
         .increase(StepIncrease::OnBatchGrowth)
         .sufficient_decrease(0.3);
@@ -357,7 +359,11 @@ fn armijo_enlarges_the_step_only_when_the_batch_grows() {
 fn armijo_enlarges_the_step_every_iteration_by_default() {
     let p = ridge::<f64>(10, 2000, 5, 2.0, 0.01);
     let (_, seen) = observe_run(
-        &mut BigBatchSgd::builder().seed(3).build().unwrap(),
+        &mut BigBatchSgd::builder()
+            .seed(3)
+            .step(Armijo::new())
+            .build()
+            .unwrap(),
         &p,
         Array1::zeros(5),
     );
