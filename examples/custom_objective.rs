@@ -9,8 +9,8 @@
 //! ```
 
 use bigbatch::{
-    Armijo, BarzilaiBorwein, BigBatchOptimizer, BigBatchSgd, Fixed, History, Objective, Report,
-    StepRule, Validate,
+    BarzilaiBorwein, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Fixed, History, Objective,
+    Report, StepRule, Validate,
 };
 use ndarray::{Array1, Array2, ArrayRef1, Axis};
 use rand::SeedableRng;
@@ -126,14 +126,13 @@ type Summary = (String, String, f64, f64, f64);
 
 fn run<S: StepRule<f64> + Validate>(
     name: &str,
-    rule: S,
+    builder: BigBatchSgdBuilder<S>,
     problem: &Ridge,
     f_star: f64,
     w_star: &Array1<f64>,
 ) -> Result<Summary, bigbatch::Error> {
     // Stop when ‖g_B‖ ≤ 1e-4 on a batch that passed the test, or after 100 epochs.
-    let mut optimizer = BigBatchSgd::builder()
-        .step(rule)
+    let mut optimizer = builder
         .seed(2024)
         .tolerance(1e-8)
         .max_epochs(100.0)
@@ -201,29 +200,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let theta: f64 = 1.0;
     let fixed = 1.0 / (l_bound * (1.0 + theta * theta));
 
+    // The default (L-BFGS on a persistent batch), then the paper's configuration with each of
+    // its step rules.
+    let paper = BigBatchSgd::paper;
+    let exact_fixed = 1.0 / (hi * (1.0 + theta * theta));
     let summary = [
-        run("Armijo (default)", Armijo::new(), &problem, f_star, &w_star)?,
         run(
-            "Barzilai-Borwein",
-            BarzilaiBorwein::new(),
+            "default: L-BFGS, persistent batch",
+            BigBatchSgd::builder(),
+            &problem,
+            f_star,
+            &w_star,
+        )?,
+        run("paper: Armijo", paper(), &problem, f_star, &w_star)?,
+        run(
+            "paper: Barzilai-Borwein",
+            paper().step(BarzilaiBorwein::new()),
             &problem,
             f_star,
             &w_star,
         )?,
         run(
-            &format!("Fixed 1/(L(1+θ²)) = {fixed:.3e}, L ≤ {l_bound:.1}"),
-            Fixed::new(fixed),
+            &format!("paper: Fixed {fixed:.3e} (L ≤ {l_bound:.1})"),
+            paper().step(Fixed::new(fixed)),
             &problem,
             f_star,
             &w_star,
         )?,
         // The same rule with the exact L (the largest eigenvalue): the theory's step.
         run(
-            &format!(
-                "Fixed 1/(L(1+θ²)) = {:.3e}, L = {hi:.2}",
-                1.0 / (hi * (1.0 + theta * theta))
-            ),
-            Fixed::new(1.0 / (hi * (1.0 + theta * theta))),
+            &format!("paper: Fixed {exact_fixed:.3e} (L = {hi:.2})"),
+            paper().step(Fixed::new(exact_fixed)),
             &problem,
             f_star,
             &w_star,
