@@ -71,23 +71,12 @@ impl Armijo {
     pub fn new() -> Self {
         Self::default()
     }
+    line_search_setters!(0.1);
     /// The step tried first in a run (> 0). Default 1.
     #[must_use]
     pub fn initial_step(mut self, step: f64) -> Self {
         self.initial_step = step;
         self.alpha = step;
-        self
-    }
-    /// c, the sufficient-decrease constant, in (0, 1). Default 0.1.
-    #[must_use]
-    pub fn sufficient_decrease(mut self, c: f64) -> Self {
-        self.search.sufficient_decrease = c;
-        self
-    }
-    /// β, the factor a rejected step is multiplied by, in (0, 1). Default 0.5.
-    #[must_use]
-    pub fn shrink(mut self, beta: f64) -> Self {
-        self.search.shrink = beta;
         self
     }
     /// γ, the factor the step is enlarged by (≥ 1). Default 2.
@@ -107,22 +96,6 @@ impl Armijo {
     pub fn max_step(mut self, step: f64) -> Self {
         self.max_step = step;
         self
-    }
-    /// The smallest step tried before the search fails (≥ 0, ≤ the initial step). Default 1e-12.
-    #[must_use]
-    pub fn min_step(mut self, step: f64) -> Self {
-        self.search.min_step = step;
-        self
-    }
-    /// The most reductions in one search (≥ 1). Default 60.
-    #[must_use]
-    pub fn max_backtracks(mut self, n: usize) -> Self {
-        self.search.max_backtracks = n;
-        self
-    }
-    /// The line-search parameters.
-    pub fn line_search(&self) -> &LineSearch {
-        &self.search
     }
 }
 

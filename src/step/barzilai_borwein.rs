@@ -63,6 +63,7 @@ impl<F: Float> BarzilaiBorwein<F> {
     pub fn new() -> Self {
         Self::default()
     }
+    line_search_setters!(0.1);
     /// The step of the first iteration (> 0). Default 1.
     #[must_use]
     pub fn initial_step(mut self, step: f64) -> Self {
@@ -76,35 +77,11 @@ impl<F: Float> BarzilaiBorwein<F> {
         self.max_step = step;
         self
     }
-    /// α_min, the smallest step (≥ 0, ≤ the initial step). Default 1e-12.
-    #[must_use]
-    pub fn min_step(mut self, step: f64) -> Self {
-        self.search.min_step = step;
-        self
-    }
     /// Blend the new estimate into the old step with weight `n/N` (default on); off, the
     /// estimate replaces the step. Turn it off for streaming data, where `n/N` is about 0.
     #[must_use]
     pub fn smoothing(mut self, on: bool) -> Self {
         self.smoothing = on;
-        self
-    }
-    /// c of the safeguarding Armijo search, in (0, 1). Default 0.1.
-    #[must_use]
-    pub fn sufficient_decrease(mut self, c: f64) -> Self {
-        self.search.sufficient_decrease = c;
-        self
-    }
-    /// β of the safeguarding Armijo search, in (0, 1). Default 0.5.
-    #[must_use]
-    pub fn shrink(mut self, beta: f64) -> Self {
-        self.search.shrink = beta;
-        self
-    }
-    /// The most reductions in one search (≥ 1). Default 60.
-    #[must_use]
-    pub fn max_backtracks(mut self, n: usize) -> Self {
-        self.search.max_backtracks = n;
         self
     }
 

@@ -77,6 +77,7 @@ impl Lbfgs {
     pub fn new() -> Self {
         Self::default()
     }
+    line_search_setters!(1e-4);
     /// How many curvature pairs to keep (≥ 1). Default 50.
     #[must_use]
     pub fn memory(mut self, m: usize) -> Self {
@@ -89,22 +90,10 @@ impl Lbfgs {
         self.initial_step = step;
         self
     }
-    /// c of the Armijo search, in (0, 1). Default 1e-4.
-    #[must_use]
-    pub fn sufficient_decrease(mut self, c: f64) -> Self {
-        self.search.sufficient_decrease = c;
-        self
-    }
     /// ε: a pair is kept only if `s·y > ε‖s‖²` (≥ 0). Default 1e-10.
     #[must_use]
     pub fn curvature_threshold(mut self, eps: f64) -> Self {
         self.curvature_eps = eps;
-        self
-    }
-    /// The most reductions in one search (≥ 1). Default 60.
-    #[must_use]
-    pub fn max_backtracks(mut self, n: usize) -> Self {
-        self.search.max_backtracks = n;
         self
     }
     /// The memory size m.

@@ -15,6 +15,41 @@
 //! | [`Lbfgs`] | direction `−H g_B` from curvature pairs on identical samples, unit step, Armijo | with fresh batches, the batch's gradients at the previous iterate; none with persistent batches |
 //! | [`BarzilaiBorwein`] | `(1 − noise/‖g‖²)/ν` with the secant curvature ν on the same batch, then Armijo | the batch's gradients at the previous iterate, and trial losses |
 
+/// The setters of a rule's [`LineSearch`] (a field `search`), with the rule's default `c`.
+macro_rules! line_search_setters {
+    ($c_default:literal) => {
+        #[doc = concat!("c, the sufficient-decrease constant of the Armijo search, in (0, 1). Default ", stringify!($c_default), ".")]
+        #[must_use]
+        pub fn sufficient_decrease(mut self, c: f64) -> Self {
+            self.search.sufficient_decrease = c;
+            self
+        }
+        /// β, the factor a rejected step is multiplied by, in (0, 1). Default 0.5.
+        #[must_use]
+        pub fn shrink(mut self, beta: f64) -> Self {
+            self.search.shrink = beta;
+            self
+        }
+        /// The most reductions in one search (≥ 1). Default 60.
+        #[must_use]
+        pub fn max_backtracks(mut self, n: usize) -> Self {
+            self.search.max_backtracks = n;
+            self
+        }
+        /// The smallest step tried before the search gives up (≥ 0, ≤ the initial step).
+        /// Default 1e-12.
+        #[must_use]
+        pub fn min_step(mut self, step: f64) -> Self {
+            self.search.min_step = step;
+            self
+        }
+        /// The line-search parameters.
+        pub fn line_search(&self) -> &LineSearch {
+            &self.search
+        }
+    };
+}
+
 mod armijo;
 mod barzilai_borwein;
 mod fixed;
