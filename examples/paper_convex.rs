@@ -169,11 +169,11 @@ fn run_model<O: Objective<f64>>(
             }),
         ),
         (
-            "big batch L-BFGS, fraction growth",
+            "big batch L-BFGS, jump growth",
             Box::new(move |m, seed, f| {
-                let mut opt = builder(seed).growth_rule(GrowthRule::Fraction).build()?;
+                let mut opt = builder(seed).growth_rule(GrowthRule::ToRequired).build()?;
                 Ok(vec![big_batch_curve(
-                    "big batch L-BFGS fraction",
+                    "big batch L-BFGS jump",
                     m,
                     &mut opt,
                     f,

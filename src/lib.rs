@@ -76,8 +76,9 @@
 //! | [`Fixed`] | `−g_B`, a constant α (theory: `1/(L(1+θ²))`) | none |
 //!
 //! [`BigBatchSgd::builder`] starts from L-BFGS on a persistent batch (prefixes of one shuffle,
-//! [`BatchMode::Persistent`]) that jumps to the size the test asks for
-//! ([`GrowthRule::ToRequired`]): the configuration that measured best on real data.
+//! [`BatchMode::Persistent`]) growing by 10 % when the test fails: the configuration that
+//! measured best on real data ([`GrowthRule::ToRequired`] jumps to the size the test asks for
+//! instead).
 //! [`BigBatchSgd::paper`] gives the paper's: fresh batches, 10 % growth, Armijo steps along
 //! `−g_B`. New update rules (momentum, Adam) implement [`StepRule`]: a rule may replace the
 //! direction as well as choose the length.

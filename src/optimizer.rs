@@ -35,11 +35,13 @@ pub enum BatchMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum GrowthRule {
-    /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule).
+    /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule). The default: with L-BFGS
+    /// on a persistent batch it measured better than `ToRequired` on 4 of 6 reference problems
+    /// (adult and Fashion-MNIST logistic, flights Huber), level on 1, behind on diamonds ridge.
+    #[default]
     Fraction,
     /// Straight to the size the current estimates ask for (Byrd et al. 2012), at least by the
-    /// fraction: `K ← max(K + max(1, ⌈ρK⌉), ⌈φV_B/(θ²‖g_B‖²)⌉)`. The default.
-    #[default]
+    /// fraction: `K ← max(K + max(1, ⌈ρK⌉), ⌈φV_B/(θ²‖g_B‖²)⌉)`.
     ToRequired,
 }
 
@@ -339,7 +341,7 @@ pub struct BigBatchSgd<S = Lbfgs> {
 
 impl BigBatchSgd {
     /// A builder with every parameter at its default (see [`BigBatchSgdBuilder`]): L-BFGS
-    /// directions on a persistent batch that jumps to the size the test asks for.
+    /// directions on a persistent batch that grows by 10 % when the test fails.
     ///
     /// This configuration is not the paper's; it is the one that measured best (see the
     /// crate's README for the figures): with the paper's steep-descent steps, about a hundred
@@ -352,7 +354,7 @@ impl BigBatchSgd {
                 test: BatchTest::default(),
                 initial_batch: 10,
                 growth: 0.1,
-                growth_rule: GrowthRule::ToRequired,
+                growth_rule: GrowthRule::Fraction,
                 batch_mode: BatchMode::Persistent,
                 seed: 0,
                 stop: StopRule::default(),
@@ -422,7 +424,7 @@ impl<S> BigBatchSgd<S> {
 /// | `theta` | θ > 0 of the test `V_B/n ≤ θ²‖g_B‖²` | 1 |
 /// | `initial_batch` | batch size of the first iteration, ≥ 2 (capped at N) | 10 |
 /// | `growth` | ρ > 0: a failed test adds `max(1, ⌈ρK⌉)` samples | 0.1 |
-/// | `growth_rule` | [`GrowthRule`]: by the fraction, or to the size the test asks for | `ToRequired` |
+/// | `growth_rule` | [`GrowthRule`]: by the fraction, or to the size the test asks for | `Fraction` |
 /// | `batch_mode` | [`BatchMode`]: a fresh draw each iteration, or prefixes of one shuffle | `Persistent` |
 /// | `finite_population_correction` | noise × (1 − n/N) | off |
 /// | `unbiased_signal` | test against `θ²/(1+θ²)‖g_B‖²` | off |
@@ -456,7 +458,7 @@ impl<S> BigBatchSgdBuilder<S> {
         self.inner.growth = rho;
         self
     }
-    /// How a batch that fails the test grows. Default [`GrowthRule::ToRequired`].
+    /// How a batch that fails the test grows. Default [`GrowthRule::Fraction`].
     pub fn growth_rule(mut self, rule: GrowthRule) -> Self {
         self.inner.growth_rule = rule;
         self

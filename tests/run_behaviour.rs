@@ -160,7 +160,7 @@ fn history_records_are_consistent_with_the_report() {
 fn progress_prints_a_line_every_k_iterations() {
     let p = ridge::<f64>(15, 300, 3, 1.0, 0.01);
     let mut progress = Progress::to_writer(5, Vec::new());
-    let r = BigBatchSgd::builder()
+    let r = BigBatchSgd::paper()
         .max_iterations(23)
         .tolerance(0.0)
         .build()
