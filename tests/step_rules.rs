@@ -212,14 +212,28 @@ fn bb_step_is_inverse_curvature<F: Float>(rel_tol: f64, tolerance: f64) {
             })
             .collect(),
     };
-    let mut opt = BigBatchSgd::builder()
-        .initial_batch(n)
-        .step(BarzilaiBorwein::<F>::new())
-        .tolerance(tolerance)
-        .max_iterations(12)
-        .build()
-        .unwrap();
-    let (_, seen) = observe_run(&mut opt, &q, Array1::from_elem(4, F::lit(10.0)));
+    for mode in [BatchMode::Fresh, BatchMode::Persistent] {
+        let mut opt = BigBatchSgd::builder()
+            .batch_mode(mode)
+            .initial_batch(n)
+            .step(BarzilaiBorwein::<F>::new())
+            .tolerance(tolerance)
+            .max_iterations(12)
+            .build()
+            .unwrap();
+        bb_run_is_inverse_curvature(&mut opt, &q, &diag, n, mode, rel_tol);
+    }
+}
+
+fn bb_run_is_inverse_curvature<F: Float>(
+    opt: &mut BigBatchSgd<BarzilaiBorwein<F>>,
+    q: &Quadratic<F>,
+    diag: &[f64; 4],
+    n: usize,
+    mode: BatchMode,
+    rel_tol: f64,
+) {
+    let (_, seen) = observe_run(opt, q, Array1::from_elem(4, F::lit(10.0)));
     assert!(seen.len() >= 6, "{} steps", seen.len());
     for (t, s) in seen.iter().enumerate() {
         let evals_this_iteration = s.record.grad_evals
@@ -232,11 +246,13 @@ fn bb_step_is_inverse_curvature<F: Float>(rel_tol: f64, tolerance: f64) {
             assert_eq!(evals_this_iteration, n as u64, "no previous point at t = 0");
             continue;
         }
-        assert_eq!(
-            evals_this_iteration,
-            2 * n as u64,
-            "the batch at w_t and at w_(t-1)"
-        );
+        // Fresh batches: the batch at w_t and at w_(t-1); persistent: the pair is free.
+        let expected = if mode == BatchMode::Fresh {
+            2 * n as u64
+        } else {
+            n as u64
+        };
+        assert_eq!(evals_this_iteration, expected, "{mode:?}");
         let (mut ss, mut sy) = (0.0, 0.0);
         for ((now, then), curvature) in s.before.iter().zip(&seen[t - 1].before).zip(diag) {
             let step = now - then;
@@ -272,9 +288,16 @@ fn barzilai_borwein_step_is_inverse_curvature_f32() {
 /// `(1 − V_B/(n‖g_B‖²)) / ν`, with ν from the same batch at both iterates; recomputed here in
 /// f64 with a two-pass variance.
 fn bb_step_is_noise_corrected<F: Float>(rel_tol: f64) {
+    for mode in [BatchMode::Fresh, BatchMode::Persistent] {
+        bb_noise_corrected_in::<F>(mode, rel_tol);
+    }
+}
+
+fn bb_noise_corrected_in<F: Float>(mode: BatchMode, rel_tol: f64) {
     let p = ridge::<F>(33, 2000, 5, 2.0, 0.01);
     let rule = BarzilaiBorwein::<F>::new().smoothing(false);
     let mut opt = BigBatchSgd::builder()
+        .batch_mode(mode)
         .initial_batch(20)
         .step(rule)
         .max_iterations(25)
@@ -290,13 +313,21 @@ fn bb_step_is_noise_corrected<F: Float>(rel_tol: f64) {
         if s.record.backtracks > 0 || n == 2000 {
             continue;
         }
+        // The curvature pair's samples: the current batch (fresh) or the previous one
+        // (persistent), at both iterates.
+        let pair_batch = if mode == BatchMode::Fresh {
+            &s.batch
+        } else {
+            &seen[t - 1].batch
+        };
         let g = p.grad64(&s.before, &s.batch);
-        let g_prev = p.grad64(&seen[t - 1].before, &s.batch);
+        let y_now = p.grad64(&s.before, pair_batch);
+        let y_prev = p.grad64(&seen[t - 1].before, pair_batch);
         let (mut ss, mut sy) = (0.0, 0.0);
         for j in 0..5 {
             let step = s.before[j] - seen[t - 1].before[j];
             ss += step * step;
-            sy += step * (g[j] - g_prev[j]);
+            sy += step * (y_now[j] - y_prev[j]);
         }
         let nu = sy / ss;
         let g2 = g.dot(&g);

@@ -18,8 +18,10 @@ use crate::stats::GradStats;
 /// α ← clamp(α, α_min, α_max), then Armijo backtracking from α on B_t
 /// ```
 ///
-/// Both gradients of `y` come from the same batch `B_t`, so the extra `|B_t|` gradient
-/// evaluations at `w_{t−1}` are counted in the run's budget. When ν is not positive and
+/// Both gradients of `y` come from the same samples. With fresh batches that costs `|B_t|`
+/// more gradient evaluations at `w_{t−1}` (counted in the budget); with
+/// [`BatchMode::Persistent`](crate::BatchMode::Persistent) the previous batch's gradients at
+/// both iterates are already known and the pair is free. When ν is not positive and
 /// finite (non-convex regions, a zero move) the step is not updated and Armijo alone
 /// decides. The first iteration has no previous point and uses the initial step with Armijo.
 ///
@@ -40,7 +42,8 @@ pub struct BarzilaiBorwein<F = f64> {
     smoothing: bool,
     search: LineSearch,
     alpha: f64,
-    prev: Option<Array1<F>>,
+    /// The previous iterate and the batch gradient there.
+    prev: Option<(Array1<F>, Array1<F>)>,
     prev_stats: Option<GradStats<F>>,
 }
 
@@ -90,30 +93,42 @@ impl<F: Float> BarzilaiBorwein<F> {
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Option<f64>> {
-        let Some(prev) = self.prev.as_ref() else {
+        let Some((prev_w, prev_g)) = self.prev.as_ref() else {
             return Ok(None);
         };
-        let prev_stats = self
-            .prev_stats
-            .get_or_insert_with(|| GradStats::new(prev.len()));
-        ctx.stats_at(prev, prev_stats);
-        if !prev_stats.is_finite() {
-            return Err(Error::NonFinite {
-                what: "gradient at the previous iterate",
-                iteration: ctx.iteration(),
-                last_iterate: Vec::new(),
-            });
-        }
         let (mut ss, mut sy) = (F::zero(), F::zero());
-        Zip::from(ctx.w())
-            .and(prev)
-            .and(ctx.gradient())
-            .and(prev_stats.mean())
-            .for_each(|&w, &wp, &g, &gp| {
-                let s = w - wp;
-                ss += s * s;
-                sy += s * (g - gp);
-            });
+        let mut accumulate = |w: &F, wp: &F, g: &F, gp: &F| {
+            let s = *w - *wp;
+            ss += s * s;
+            sy += s * (*g - *gp);
+        };
+        match ctx.previous_batch_stats() {
+            // Persistent batches: the previous batch at the current iterate is at hand, and its
+            // gradient at the previous iterate was stored: a pair on identical samples, free.
+            Some(now) => Zip::from(ctx.w())
+                .and(prev_w)
+                .and(now.mean())
+                .and(prev_g)
+                .for_each(|w, wp, g, gp| accumulate(w, wp, g, gp)),
+            None => {
+                let prev_stats = self
+                    .prev_stats
+                    .get_or_insert_with(|| GradStats::new(prev_w.len()));
+                ctx.stats_at(prev_w, prev_stats);
+                if !prev_stats.is_finite() {
+                    return Err(Error::NonFinite {
+                        what: "gradient at the previous iterate",
+                        iteration: ctx.iteration(),
+                        last_iterate: Vec::new(),
+                    });
+                }
+                Zip::from(ctx.w())
+                    .and(prev_w)
+                    .and(ctx.gradient())
+                    .and(prev_stats.mean())
+                    .for_each(|w, wp, g, gp| accumulate(w, wp, g, gp));
+            }
+        }
         let nu = (sy / ss).as_f64();
         if ss <= F::zero() || !nu.is_finite() || nu <= 0.0 {
             return Ok(None);
@@ -153,8 +168,11 @@ impl<F: Float> StepRule<F> for BarzilaiBorwein<F> {
         let step = ctx.backtrack(F::lit(self.alpha), &self.search)?;
         self.alpha = step.alpha.as_f64();
         match self.prev.as_mut() {
-            Some(p) => p.assign(ctx.w()),
-            None => self.prev = Some(ctx.w().clone()),
+            Some((w, g)) => {
+                w.assign(ctx.w());
+                g.assign(ctx.gradient());
+            }
+            None => self.prev = Some((ctx.w().clone(), ctx.gradient().clone())),
         }
         Ok(step)
     }
