@@ -109,7 +109,7 @@ impl<F: Float> BarzilaiBorwein<F> {
                 .and(prev_w)
                 .and(now.mean())
                 .and(prev_g)
-                .for_each(|w, wp, g, gp| accumulate(w, wp, g, gp)),
+                .for_each(&mut accumulate),
             None => {
                 let prev_stats = self
                     .prev_stats
@@ -126,7 +126,7 @@ impl<F: Float> BarzilaiBorwein<F> {
                     .and(prev_w)
                     .and(ctx.gradient())
                     .and(prev_stats.mean())
-                    .for_each(|w, wp, g, gp| accumulate(w, wp, g, gp));
+                    .for_each(&mut accumulate);
             }
         }
         let nu = (sy / ss).as_f64();
