@@ -13,7 +13,7 @@
 //! | [`Fixed`] | a constant α | none |
 //! | [`Armijo`] (default) | backtracking on the batch loss, carried over and enlarged before each search | batch losses at trial points |
 //! | [`Lbfgs`] | direction `−H g_B` from curvature pairs on identical samples, unit step, Armijo | with fresh batches, the batch's gradients at the previous iterate; none with persistent batches |
-//! | [`BarzilaiBorwein`] | `(1 − noise/‖g‖²)/ν` with the secant curvature ν on the same batch, then Armijo | the batch's gradients at the previous iterate, and trial losses |
+//! | [`BarzilaiBorwein`] | `(1 − noise/‖g‖²)/ν` with the secant curvature ν on the same batch, then Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
 
 /// The setters of a rule's [`LineSearch`] (a field `search`), with the rule's default `c`.
 macro_rules! line_search_setters {
