@@ -317,4 +317,13 @@ fn public_types_are_send_and_sync() {
     assert_send_sync::<GradStats<f64>>();
     assert_send_sync::<History<f64>>();
     assert_send_sync::<Error>();
+    assert_send_sync::<BigBatchSgd<Lbfgs>>();
+    assert_send_sync::<BigBatchSgd<Armijo>>();
+    assert_send_sync::<bigbatch::data::Dataset<f32>>();
+    assert_send_sync::<bigbatch::data::CsrMatrix<f64>>();
+    assert_send_sync::<bigbatch::models::LeastSquares<f32>>();
+    assert_send_sync::<bigbatch::models::Logistic<f64>>();
+    assert_send_sync::<bigbatch::models::Huber<f64>>();
+    assert_send_sync::<bigbatch::models::Softmax<f32>>();
+    assert_send_sync::<bigbatch::models::Mlp<f64>>();
 }
