@@ -25,6 +25,7 @@ pub(crate) fn grown_size(k: usize, rate: f64, n_total: usize) -> usize {
 /// replacement); [`extend`](Self::extend) adds new indices, distinct from those already in
 /// the batch. Both cost O(new indices) and never allocate.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct Sampler {
     perm: Vec<usize>,
     len: usize,

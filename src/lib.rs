@@ -90,6 +90,10 @@
 //! passing batch's `‖g_B‖²` reaches the tolerance or a budget runs out ([`StopReason`]).
 //! Errors ([`Error`]) are typed, and those raised during a run carry the last finite iterate.
 //!
+//! # Checkpoint and resume
+//! With the cargo feature `serde`, a `Checkpoint` saves the optimizer and a [`RunState`]
+//! atomically as JSON, and [`BigBatchOptimizer::resume_with`] continues the run exactly.
+//!
 //! # Determinism
 //! The optimizer owns its random numbers (`Xoshiro256PlusPlus`, seeded by
 //! [`seed`](BigBatchSgdBuilder::seed)): the same seed, objective and `w0` give the same
@@ -113,6 +117,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod batch;
+#[cfg(feature = "serde")]
+mod checkpoint;
 pub mod data;
 pub mod datasets;
 mod error;
@@ -125,6 +131,8 @@ mod report;
 mod stats;
 pub mod step;
 
+#[cfg(feature = "serde")]
+pub use checkpoint::Checkpoint;
 pub use error::{Error, Result};
 pub use float::{Float, lit};
 pub use objective::Objective;

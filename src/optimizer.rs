@@ -18,6 +18,7 @@ use crate::step::{Armijo, Lbfgs, StepContext, StepIncrease, StepRule, Validate};
 /// How each iteration's batch is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum BatchMode {
     /// A fresh uniform draw (without replacement) every iteration, as in the paper.
     Fresh,
@@ -34,6 +35,7 @@ pub enum BatchMode {
 /// How much a batch that fails the big-batch test grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum GrowthRule {
     /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule). The default: with L-BFGS
     /// on a persistent batch it measured better than `ToRequired` on 4 of 6 reference problems
@@ -48,6 +50,7 @@ pub enum GrowthRule {
 /// When a run stops: tolerances on the gradient of a batch that passed the big-batch test,
 /// and budgets.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct StopRule {
     /// Stop when `‖g_B‖² ≤ tolerance`. Default 1e-10.
     pub tolerance: f64,
@@ -89,6 +92,7 @@ impl StopRule {
 /// The state of a run between iterations: the iterate, the counters, the random numbers,
 /// the batch, and the work buffers.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RunState<F> {
     w: Array1<F>,
     n_samples: usize,
@@ -119,7 +123,7 @@ impl<F: Float> RunState<F> {
             loss_evals: 0,
             batch_size: batch_size.min(n_samples),
             first_grad_norm_sq: None,
-            last_grad_norm_sq: F::nan(),
+            last_grad_norm_sq: F::zero(),
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             sampler: Sampler::new(n_samples),
             stats: GradStats::new(dim),
@@ -236,7 +240,39 @@ pub trait BigBatchOptimizer<F: Float> {
         w0: Array1<F>,
         observer: &mut Ob,
     ) -> Result<Report<F>> {
-        let mut run = self.start(objective, w0)?;
+        let run = self.start(objective, w0)?;
+        self.resume_with(objective, run, observer)
+    }
+
+    /// Continues a run from its state (as [`start`](Self::start) returned it, as
+    /// [`iterate`](Self::iterate) left it, or restored from a checkpoint) until a stopping rule
+    /// fires, handing every iteration to `observer`. The optimizer keeps its step rule's memory:
+    /// resuming with the optimizer and the state of an interrupted run gives the report the
+    /// uninterrupted run would have given, bit for bit.
+    ///
+    /// # Errors
+    /// [`Error::DimensionMismatch`] if `objective` does not have the run's number of samples
+    /// and dimension; otherwise as [`minimize_with`](Self::minimize_with).
+    fn resume_with<O: Objective<F> + ?Sized, Ob: Observer<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        mut run: RunState<F>,
+        observer: &mut Ob,
+    ) -> Result<Report<F>> {
+        if objective.n_samples() != run.n_samples {
+            return Err(Error::DimensionMismatch {
+                what: "objective samples (against the run state)",
+                expected: run.n_samples,
+                got: objective.n_samples(),
+            });
+        }
+        if objective.dim() != run.w.len() {
+            return Err(Error::DimensionMismatch {
+                what: "objective dimension (against the run state)",
+                expected: run.w.len(),
+                got: objective.dim(),
+            });
+        }
         let stop_rule = *self.stop_rule();
         let epoch_budget = stop_rule.max_epochs * run.n_samples as f64;
         let stop = loop {
@@ -328,6 +364,7 @@ pub trait BigBatchOptimizer<F: Float> {
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BigBatchSgd<S = Lbfgs> {
     test: BatchTest,
     initial_batch: usize,

@@ -33,6 +33,7 @@ use crate::float::Float;
 /// assert_eq!(s.variance(), 4.0);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GradStats<F> {
     count: usize,
     mean: Array1<F>,
@@ -291,6 +292,7 @@ fn welford_slices<F: Float>(mean: &mut [F], grad: &[F], inv: F) -> F {
 ///
 /// A batch holding every sample (`n = N`) always passes: its gradient is exact.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BatchTest {
     /// θ > 0: the tolerated noise-to-signal ratio of the batch gradient. Default 1.
     pub theta: f64,

@@ -6,6 +6,7 @@ use crate::objective::Objective;
 /// When [`Armijo`] enlarges the step it carries over from the last iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StepIncrease {
     /// Only in iterations whose batch grew: a more accurate gradient allows a longer step
     /// again (the rule of the paper's reference implementations). Once the batch holds every
@@ -44,6 +45,7 @@ pub enum StepIncrease {
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Armijo {
     initial_step: f64,
     grow: f64,

@@ -36,6 +36,7 @@ use crate::stats::GradStats;
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BarzilaiBorwein<F = f64> {
     initial_step: f64,
     max_step: f64,

@@ -18,6 +18,7 @@ use crate::objective::Objective;
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Fixed {
     step: f64,
 }

@@ -10,6 +10,7 @@ use crate::stats::GradStats;
 
 /// One curvature pair `(s, y)` with `ρ = 1/(s·y)`.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 struct Pair {
     s: Array1<f64>,
     y: Array1<f64>,
@@ -47,6 +48,7 @@ struct Pair {
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Lbfgs {
     memory: usize,
     initial_step: f64,

@@ -295,6 +295,7 @@ pub fn rounding_allowance<F: Float>(f0: F) -> F {
 
 /// Parameters of the Armijo backtracking search shared by the step rules.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct LineSearch {
     /// c in `ℓ_B(w + αd) ≤ ℓ_B(w) + c α g·d`, in (0, 1). Default 0.1.
     pub sufficient_decrease: f64,

@@ -1,0 +1,179 @@
+//! Checkpoint and resume (feature `serde`): a run saved to a file mid-way, read back and
+//! resumed gives the report of the uninterrupted run, bit for bit.
+#![cfg(feature = "serde")]
+mod common;
+
+use bigbatch::*;
+use common::*;
+use ndarray::Array1;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+fn bits<F: Float>(r: &Report<F>) -> (Vec<u64>, u64, usize, u64, u64, usize, u64, StopReason) {
+    (
+        r.w.iter().map(|x| x.as_f64().to_bits()).collect(),
+        r.loss.as_f64().to_bits(),
+        r.iterations,
+        r.grad_evals,
+        r.loss_evals,
+        r.batch_size,
+        r.grad_norm_sq.as_f64().to_bits(),
+        r.stop,
+    )
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("bigbatch-ck-{}-{name}.json", std::process::id()))
+}
+
+fn resumed_equals_uninterrupted<F, S>(
+    name: &str,
+    builder: impl Fn() -> BigBatchSgdBuilder<S>,
+    p: &Ridge<F>,
+) where
+    F: Float + Serialize + DeserializeOwned,
+    S: StepRule<F> + Validate + Clone + Serialize + DeserializeOwned,
+{
+    let w0 = Array1::<F>::zeros(p.dim());
+    let whole = builder().build().unwrap().minimize(p, w0.clone()).unwrap();
+    assert!(whole.iterations > 5, "{name}: {whole}");
+
+    let mut opt = builder().build().unwrap();
+    let mut run = opt.start(p, w0).unwrap();
+    for _ in 0..3 {
+        assert!(
+            matches!(opt.iterate(p, &mut run).unwrap(), Outcome::Stepped(_)),
+            "{name}"
+        );
+    }
+    let path = temp_path(name);
+    Checkpoint::new(&opt, &run).save(&path).unwrap();
+    drop((opt, run));
+    let (mut opt, run) = Checkpoint::<F, S>::load(&path).unwrap().into_parts();
+    std::fs::remove_file(&path).unwrap();
+    let resumed = opt.resume_with(p, run, &mut ()).unwrap();
+    assert_eq!(
+        bits(&resumed),
+        bits(&whole),
+        "{name}: resumed {resumed} vs whole {whole}"
+    );
+}
+
+fn all_configurations<F: Float + Serialize + DeserializeOwned>() {
+    let p = ridge::<F>(50, 1500, 6, 2.0, 1e-3);
+    let base = || {
+        BigBatchSgd::builder()
+            .seed(9)
+            .max_epochs(12.0)
+            .tolerance(0.0)
+    };
+    resumed_equals_uninterrupted("lbfgs persistent", base, &p);
+    resumed_equals_uninterrupted("lbfgs fresh", || base().batch_mode(BatchMode::Fresh), &p);
+    resumed_equals_uninterrupted(
+        "paper",
+        || BigBatchSgd::paper().seed(9).max_epochs(12.0).tolerance(0.0),
+        &p,
+    );
+    resumed_equals_uninterrupted("armijo", || base().step(Armijo::new()), &p);
+    resumed_equals_uninterrupted(
+        "bb persistent",
+        || base().step(BarzilaiBorwein::<F>::new()),
+        &p,
+    );
+    resumed_equals_uninterrupted(
+        "bb fresh",
+        || {
+            base()
+                .batch_mode(BatchMode::Fresh)
+                .step(BarzilaiBorwein::<F>::new())
+        },
+        &p,
+    );
+    resumed_equals_uninterrupted(
+        "fixed",
+        || {
+            base()
+                .step(Fixed::new(0.05))
+                .growth_rule(GrowthRule::ToRequired)
+        },
+        &p,
+    );
+}
+
+#[test]
+fn a_resumed_run_equals_the_uninterrupted_one_f64() {
+    all_configurations::<f64>();
+}
+
+#[test]
+fn a_resumed_run_equals_the_uninterrupted_one_f32() {
+    all_configurations::<f32>();
+}
+
+#[test]
+fn saving_replaces_the_old_file_and_leaves_no_temporary() {
+    let p = ridge::<f64>(51, 300, 3, 1.0, 1e-3);
+    let mut opt = BigBatchSgd::builder().build().unwrap();
+    let mut run = opt.start(&p, Array1::zeros(3)).unwrap();
+    let path = temp_path("replace");
+    Checkpoint::new(&opt, &run).save(&path).unwrap();
+    opt.iterate(&p, &mut run).unwrap();
+    Checkpoint::new(&opt, &run).save(&path).unwrap();
+    let loaded: Checkpoint<f64, Lbfgs> = Checkpoint::load(&path).unwrap();
+    assert_eq!(loaded.run.iteration(), 1, "the newer checkpoint");
+    let dir = path.parent().unwrap();
+    let stem = path.file_name().unwrap().to_string_lossy().to_string();
+    let leftovers = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{stem}.tmp"))
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+    // A corrupt or truncated file is an error naming it, not a panic.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    match Checkpoint::<f64, Lbfgs>::load(&path) {
+        Err(Error::Io { path: named, .. }) => assert!(named.contains("bigbatch-ck-")),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    std::fs::remove_file(&path).unwrap();
+    assert!(matches!(
+        Checkpoint::<f64, Lbfgs>::load(&path),
+        Err(Error::Io { .. })
+    ));
+    // Saving into a folder that does not exist fails cleanly.
+    let bad = dir.join("no-such-folder-bigbatch").join("ck.json");
+    assert!(matches!(
+        Checkpoint::new(&opt, &run).save(&bad),
+        Err(Error::Io { .. })
+    ));
+}
+
+#[test]
+fn resuming_against_another_objective_is_refused() {
+    let p = ridge::<f64>(52, 300, 3, 1.0, 1e-3);
+    let other = ridge::<f64>(52, 200, 3, 1.0, 1e-3);
+    let wider = ridge::<f64>(52, 300, 4, 1.0, 1e-3);
+    let mut opt = BigBatchSgd::builder().build().unwrap();
+    let run = opt.start(&p, Array1::zeros(3)).unwrap();
+    assert!(matches!(
+        opt.resume_with(&other, run.clone(), &mut ()),
+        Err(Error::DimensionMismatch {
+            expected: 300,
+            got: 200,
+            ..
+        })
+    ));
+    assert!(matches!(
+        opt.resume_with(&wider, run, &mut ()),
+        Err(Error::DimensionMismatch {
+            expected: 3,
+            got: 4,
+            ..
+        })
+    ));
+}
