@@ -46,7 +46,8 @@ fn resumed_equals_uninterrupted<F, S>(
             "{name}"
         );
     }
-    let path = temp_path(name);
+    // Tests run in parallel: one file per configuration and float type.
+    let path = temp_path(&format!("{name}-{}", std::any::type_name::<F>()).replace(' ', "-"));
     Checkpoint::new(&opt, &run).save(&path).unwrap();
     drop((opt, run));
     let (mut opt, run) = Checkpoint::<F, S>::load(&path).unwrap().into_parts();
