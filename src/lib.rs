@@ -118,7 +118,7 @@
 
 mod batch;
 #[cfg(feature = "serde")]
-mod checkpoint;
+pub mod checkpoint;
 pub mod data;
 pub mod datasets;
 mod error;
@@ -132,7 +132,7 @@ mod stats;
 pub mod step;
 
 #[cfg(feature = "serde")]
-pub use checkpoint::Checkpoint;
+pub use checkpoint::{Checkpoint, SaveEvery};
 pub use error::{Error, Result};
 pub use float::{Float, lit};
 pub use objective::Objective;

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use ndarray::Array1;
 
 use crate::float::Float;
+use crate::optimizer::RunState;
 
 /// What happened in one iteration (one step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,7 +38,9 @@ pub struct IterRecord<F> {
     pub loss_evals: u64,
 }
 
-/// An iteration as an [`Observer`] sees it: its record, the new iterate, and the batch.
+/// An iteration as an [`Observer`] sees it: its record, the new iterate, the batch, and the
+/// whole state of the run (from which, with the `serde` feature, a checkpoint can be saved:
+/// [`IterView::checkpoint`]).
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct IterView<'a, F> {
@@ -47,6 +50,22 @@ pub struct IterView<'a, F> {
     pub w: &'a Array1<F>,
     /// The indices of the batch the step was computed on.
     pub batch: &'a [usize],
+    pub(crate) run: &'a RunState<F>,
+    pub(crate) optimizer: Option<&'a dyn std::any::Any>,
+}
+
+impl<'a, F> IterView<'a, F> {
+    /// The state of the run after this iteration's step.
+    pub fn run(&self) -> &'a RunState<F> {
+        self.run
+    }
+
+    /// The optimizer driving the run, as [`Any`](std::any::Any) (see
+    /// [`BigBatchOptimizer::as_any`](crate::BigBatchOptimizer::as_any)); `None` if it does not
+    /// expose itself.
+    pub fn optimizer(&self) -> Option<&'a dyn std::any::Any> {
+        self.optimizer
+    }
 }
 
 /// Receives every iteration of a run and may stop it.

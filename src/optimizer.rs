@@ -212,6 +212,14 @@ pub trait BigBatchOptimizer<F: Float> {
     /// The tolerances and budgets.
     fn stop_rule(&self) -> &StopRule;
 
+    /// The optimizer as [`Any`](std::any::Any), handed to observers
+    /// ([`IterView::optimizer`]) so that one can copy it mid-run, to save a checkpoint
+    /// (`IterView::checkpoint` with the `serde` feature). The default exposes nothing;
+    /// [`BigBatchSgd`] exposes itself.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// Minimizes `objective` from `w0` (which is consumed, never modified in place).
     ///
     /// # Errors
@@ -290,6 +298,8 @@ pub trait BigBatchOptimizer<F: Float> {
                         record: &record,
                         w: &run.w,
                         batch: run.sampler.batch(),
+                        run: &run,
+                        optimizer: self.as_any(),
                     };
                     if let ControlFlow::Break(()) = observer.on_iter(&view) {
                         break StopReason::Observer;
@@ -801,5 +811,9 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
 
     fn stop_rule(&self) -> &StopRule {
         &self.stop
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }

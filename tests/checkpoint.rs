@@ -8,6 +8,7 @@ use common::*;
 use ndarray::Array1;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::ops::ControlFlow;
 
 fn bits<F: Float>(r: &Report<F>) -> (Vec<u64>, u64, usize, u64, u64, usize, u64, StopReason) {
     (
@@ -39,7 +40,7 @@ fn resumed_equals_uninterrupted<F, S>(
     assert!(whole.iterations > 5, "{name}: {whole}");
 
     let mut opt = builder().build().unwrap();
-    let mut run = opt.start(p, w0).unwrap();
+    let mut run = opt.start(p, w0.clone()).unwrap();
     for _ in 0..3 {
         assert!(
             matches!(opt.iterate(p, &mut run).unwrap(), Outcome::Stepped(_)),
@@ -57,6 +58,54 @@ fn resumed_equals_uninterrupted<F, S>(
         bits(&resumed),
         bits(&whole),
         "{name}: resumed {resumed} vs whole {whole}"
+    );
+
+    // From an observer: stop a run after its fourth step with a copy of its state, as an
+    // interrupted run would have saved it; resuming that copy finishes the run exactly.
+    let mut taken = None;
+    let mut interrupt = observe::from_fn(|v: &IterView<'_, F>| {
+        if v.record.iteration == 3 {
+            taken = Some(v.checkpoint::<S>().expect("a BigBatchSgd<S>"));
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    let cut = builder()
+        .build()
+        .unwrap()
+        .minimize_with(p, w0.clone(), &mut interrupt)
+        .unwrap();
+    assert_eq!(
+        (cut.stop, cut.iterations),
+        (StopReason::Observer, 4),
+        "{name}"
+    );
+    let (mut opt, run) = taken.unwrap().into_parts();
+    assert_eq!(run.iteration(), 4);
+    let resumed = opt.resume_with(p, run, &mut ()).unwrap();
+    assert_eq!(bits(&resumed), bits(&whole), "{name}: from an observer");
+
+    // Saving every 4 iterations during a whole run changes nothing, and the last file resumes
+    // to the same report.
+    let path = temp_path(&format!("{name}-every-{}", std::any::type_name::<F>()).replace(' ', "-"));
+    let mut saver = SaveEvery::<S>::new(&path, 4);
+    let saved_run = builder()
+        .build()
+        .unwrap()
+        .minimize_with(p, w0, &mut saver)
+        .unwrap();
+    assert!(saver.error().is_none(), "{name}: {:?}", saver.error());
+    assert_eq!(bits(&saved_run), bits(&whole), "{name}: observed");
+    assert_eq!(saver.saved(), whole.iterations / 4, "{name}");
+    let (mut opt, run) = Checkpoint::<F, S>::load(&path).unwrap().into_parts();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(run.iteration(), 4 * saver.saved(), "{name}");
+    let resumed = opt.resume_with(p, run, &mut ()).unwrap();
+    assert_eq!(
+        bits(&resumed),
+        bits(&whole),
+        "{name}: from SaveEvery's file"
     );
 }
 
@@ -177,4 +226,39 @@ fn resuming_against_another_objective_is_refused() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_stops_the_run_with_the_reason() {
+    let p = ridge::<f64>(53, 400, 3, 1.0, 1e-3);
+    let bad = std::env::temp_dir()
+        .join("no-such-folder-bigbatch-every")
+        .join("ck.json");
+    let mut saver = SaveEvery::<Lbfgs>::new(&bad, 2);
+    let report = BigBatchSgd::builder()
+        .tolerance(0.0)
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(3), &mut saver)
+        .unwrap();
+    assert_eq!((report.stop, report.iterations), (StopReason::Observer, 2));
+    assert!(report.w.iter().all(|x| x.is_finite()));
+    match saver.error() {
+        Some(Error::Io { path, .. }) => assert!(path.contains("no-such-folder-bigbatch-every")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(saver.saved(), 0);
+
+    // The wrong step-rule type is reported, not ignored.
+    let path = temp_path("wrong-rule");
+    let mut wrong = SaveEvery::<Armijo>::new(&path, 1);
+    let report = BigBatchSgd::builder()
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(3), &mut wrong)
+        .unwrap();
+    assert_eq!((report.stop, report.iterations), (StopReason::Observer, 1));
+    let message = wrong.error().expect("an error").to_string();
+    assert!(message.contains("Armijo"), "{message}");
+    assert!(!path.exists());
 }

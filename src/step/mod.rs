@@ -83,8 +83,9 @@ pub struct Step<F> {
 ///
 /// Implement it for a new update rule: the rule keeps its own memory across iterations
 /// (a previous iterate, curvature pairs, moment estimates), is reset at the start of every
-/// run, and sees the current batch through the [`StepContext`].
-pub trait StepRule<F: Float>: Validate {
+/// run, and sees the current batch through the [`StepContext`]. A rule owns its memory
+/// (`'static`): an observer can then copy the optimizer mid-run, to save a checkpoint.
+pub trait StepRule<F: Float>: Validate + 'static {
     /// Forgets everything learned in an earlier run (called when a run starts).
     fn reset(&mut self);
 
