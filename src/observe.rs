@@ -40,7 +40,7 @@ pub struct IterRecord<F> {
 
 /// An iteration as an [`Observer`] sees it: its record, the new iterate, the batch, and the
 /// whole state of the run (from which, with the `serde` feature, a checkpoint can be saved:
-/// [`IterView::checkpoint`]).
+/// `IterView::checkpoint`).
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct IterView<'a, F> {
