@@ -112,6 +112,15 @@ pub enum Error {
         /// widened to `f64`.
         last_iterate: Vec<f64>,
     },
+
+    /// A thread pool for batch evaluation could not be started.
+    #[error("cannot start a pool of {threads} threads: {message}")]
+    Threads {
+        /// The number of threads asked for.
+        threads: usize,
+        /// What the thread pool builder said.
+        message: String,
+    },
 }
 
 impl Error {

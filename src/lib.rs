@@ -127,6 +127,7 @@ pub mod models;
 mod objective;
 pub mod observe;
 mod optimizer;
+pub mod parallel;
 mod report;
 mod stats;
 pub mod step;

@@ -2,11 +2,12 @@
 
 use ndarray::{Array1, ArrayRef1, Zip};
 
-use super::{CHUNK, check_not_empty, merge_chunk, ridge_penalty};
+use super::{check_not_empty, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
+use crate::parallel::{accumulate_chunks, sum_chunks};
 use crate::stats::GradStats;
 
 /// The loss `φ(z, y)` of a linear model as a function of the prediction `z = x·w`.
@@ -284,23 +285,25 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
         if batch.is_empty() {
             return F::zero();
         }
-        let sum: f64 = batch
-            .iter()
-            .map(|&i| {
-                self.loss
-                    .value(self.features.row_dot(i, w), self.targets[i])
-                    .as_f64()
-            })
-            .sum();
+        let sum = sum_chunks(batch, |chunk| {
+            chunk
+                .iter()
+                .map(|&i| {
+                    self.loss
+                        .value(self.features.row_dot(i, w), self.targets[i])
+                        .as_f64()
+                })
+                .sum()
+        });
         F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
     }
 
     /// One read of each row: `z_i = x_i·w`, then `Σ φ'_i x_i`, `Σ φ'_i²‖x_i‖²` and `Σ φ_i` per
-    /// chunk of rows, merged into `stats` (see the [module docs](crate::models)).
+    /// chunk of rows, merged into `stats` (see the [module docs](crate::models)); chunks in
+    /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
-        let mut sum = Array1::<F>::zeros(w.len());
-        for chunk in batch.chunks(CHUNK) {
-            sum.fill(F::zero());
+        accumulate_chunks(batch, stats, |chunk, part| {
+            let mut sum = Array1::<F>::zeros(w.len());
             let (mut sq, mut loss) = (F::zero(), 0.0);
             for &i in chunk {
                 let (value, slope) = self
@@ -310,7 +313,7 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
                 sq += slope * slope * self.row_norms_sq[i];
                 loss += value.as_f64();
             }
-            merge_chunk(stats, chunk.len(), &mut sum, sq, loss, self.lambda, w);
-        }
+            merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
+        });
     }
 }

@@ -4,11 +4,12 @@ use ndarray::{Array1, Array2, ArrayRef1, ArrayView2, ArrayViewMut2, Axis, Zip, s
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use super::{CHUNK, class_labels, merge_chunk, ridge_penalty};
+use super::{class_labels, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
+use crate::parallel::{CHUNK, accumulate_chunks, sum_chunks};
 use crate::stats::GradStats;
 
 /// The hidden layers' nonlinearity.
@@ -313,21 +314,18 @@ impl<F: Float> Objective<F> for Mlp<F> {
         if batch.is_empty() {
             return F::zero();
         }
-        let sum: f64 = batch
-            .chunks(CHUNK)
-            .map(|c| self.forward_backward(w, c, None).0)
-            .sum();
+        let sum = sum_chunks(batch, |chunk| self.forward_backward(w, chunk, None).0);
         F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
     }
 
     /// Forward and backward passes over chunks of 256 samples; per-example gradient norms from
-    /// activations and back-propagated errors (see the type's docs).
+    /// activations and back-propagated errors (see the type's docs); chunks in parallel with
+    /// the `rayon` feature ([`parallel`](crate::parallel)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
-        let mut sum = Array1::<F>::zeros(w.len());
-        for chunk in batch.chunks(CHUNK) {
-            sum.fill(F::zero());
+        accumulate_chunks(batch, stats, |chunk, part| {
+            let mut sum = Array1::<F>::zeros(w.len());
             let (loss, sq) = self.forward_backward(w, chunk, Some(&mut sum));
-            merge_chunk(stats, chunk.len(), &mut sum, sq, loss, self.lambda, w);
-        }
+            merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
+        });
     }
 }

@@ -18,7 +18,8 @@
 //! so one read of each row gives the loss, `Σ φ'(z_i) x_i` and, with `‖x_i‖²` cached at
 //! construction, `Σ‖∇f_i‖²`-type sums; the softmax model does the same with the
 //! class-probability residual `p_i − e_{y_i}`, since `‖(p − e_y) ⊗ x‖² = ‖p − e_y‖²‖x‖²`.
-//! Rows are processed in chunks of 256 whose statistics are merged exactly. The spread within
+//! Rows are processed in chunks of 256 whose statistics are merged exactly along a fixed tree,
+//! in parallel with the `rayon` feature (see [`parallel`](crate::parallel)). The spread within
 //! a chunk is taken from sums (`Σ‖g_i‖² − m‖ḡ‖²`), which loses relative precision only when the
 //! mean gradient dwarfs the spread, that is, when the big-batch test passes by a wide margin, so
 //! the decision of the test does not suffer from it.
@@ -39,9 +40,6 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::stats::GradStats;
-
-/// Rows per chunk of the batched statistics.
-pub(crate) const CHUNK: usize = 256;
 
 /// `(λ/2)‖w‖²`.
 pub(crate) fn ridge_penalty<F: Float>(lambda: F, w: &ArrayRef1<F>) -> F {

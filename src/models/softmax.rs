@@ -2,11 +2,12 @@
 
 use ndarray::{Array1, ArrayRef1, Zip, s};
 
-use super::{CHUNK, class_labels, merge_chunk, ridge_penalty};
+use super::{class_labels, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
+use crate::parallel::{accumulate_chunks, sum_chunks};
 use crate::stats::GradStats;
 
 /// Softmax (multinomial logistic) regression with K classes and one weight vector per class
@@ -156,25 +157,27 @@ impl<F: Float> Objective<F> for Softmax<F> {
         if batch.is_empty() {
             return F::zero();
         }
-        let mut z = vec![F::zero(); self.n_classes];
-        let sum: f64 = batch
-            .iter()
-            .map(|&i| {
-                self.logits(w, i, &mut z);
-                Self::residual(&mut z, self.labels[i]).0.as_f64()
-            })
-            .sum();
+        let sum = sum_chunks(batch, |chunk| {
+            let mut z = vec![F::zero(); self.n_classes];
+            chunk
+                .iter()
+                .map(|&i| {
+                    self.logits(w, i, &mut z);
+                    Self::residual(&mut z, self.labels[i]).0.as_f64()
+                })
+                .sum()
+        });
         F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
     }
 
     /// One pass over the rows per chunk: logits, the residual `c = p − e_y`, then
-    /// `Σ c ⊗ x_i` and `Σ ‖c‖²‖x_i‖²`, merged exactly into `stats`.
+    /// `Σ c ⊗ x_i` and `Σ ‖c‖²‖x_i‖²`, merged exactly into `stats`; chunks in parallel with
+    /// the `rayon` feature ([`parallel`](crate::parallel)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         let d = self.n_features();
-        let mut sum = Array1::<F>::zeros(w.len());
-        let mut z = vec![F::zero(); self.n_classes];
-        for chunk in batch.chunks(CHUNK) {
-            sum.fill(F::zero());
+        accumulate_chunks(batch, stats, |chunk, part| {
+            let mut sum = Array1::<F>::zeros(w.len());
+            let mut z = vec![F::zero(); self.n_classes];
             let (mut sq, mut loss) = (F::zero(), 0.0);
             for &i in chunk {
                 self.logits(w, i, &mut z);
@@ -186,7 +189,7 @@ impl<F: Float> Objective<F> for Softmax<F> {
                 sq += norm * self.row_norms_sq[i];
                 loss += value.as_f64();
             }
-            merge_chunk(stats, chunk.len(), &mut sum, sq, loss, self.lambda, w);
-        }
+            merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
+        });
     }
 }

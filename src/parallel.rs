@@ -1,0 +1,180 @@
+//! Chunked, deterministic (and with the `rayon` feature, multi-core) batch evaluation.
+//!
+//! A batch is cut into chunks of [`CHUNK`] indices, a size that does not depend on the number
+//! of threads. Each chunk's statistics are computed on their own, and the chunks are combined
+//! along a fixed binary tree over the chunk positions (the left half of the chunks, then the
+//! right half, recursively), with exact merges ([`GradStats::merge`]). The tree, and hence
+//! every bit of the result, depends only on the batch: a run gives the same report with 1, 2
+//! or 16 threads, and with the `rayon` feature turned off.
+//!
+//! With the `rayon` feature (on by default) the two halves of each node are evaluated with
+//! `rayon::join`, in the current rayon thread pool: rayon's global pool (every core, or
+//! `RAYON_NUM_THREADS`), or the pool [`with_threads`] sets up for a computation.
+//!
+//! The bundled models evaluate their batches through [`accumulate_chunks`] and [`sum_chunks`];
+//! a user's [`Objective`](crate::Objective) can do the same in its own `batch_gradient`.
+
+use crate::float::Float;
+use crate::stats::GradStats;
+
+/// Indices per chunk: the unit of work, whatever the number of threads.
+pub const CHUNK: usize = 256;
+
+#[cfg(feature = "rayon")]
+fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    rayon::join(a, b)
+}
+
+#[cfg(not(feature = "rayon"))]
+fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    (a(), b())
+}
+
+/// Splits `items` into the two halves of a tree node: the first `⌊chunks/2⌋` chunks, and the
+/// rest. `None` for a single chunk (a leaf).
+fn halves<T>(items: &[T]) -> Option<(&[T], &[T])> {
+    let chunks = items.len().div_ceil(CHUNK);
+    (chunks > 1).then(|| items.split_at(chunks / 2 * CHUNK))
+}
+
+fn tree_stats<F, C>(batch: &[usize], dim: usize, chunk_stats: &C) -> GradStats<F>
+where
+    F: Float,
+    C: Fn(&[usize], &mut GradStats<F>) + Sync,
+{
+    match halves(batch) {
+        None => {
+            let mut stats = GradStats::new(dim);
+            chunk_stats(batch, &mut stats);
+            stats
+        }
+        Some((left, right)) => {
+            let (mut a, b) = join(
+                || tree_stats(left, dim, chunk_stats),
+                || tree_stats(right, dim, chunk_stats),
+            );
+            a.merge(&b);
+            a
+        }
+    }
+}
+
+/// Adds the statistics of the samples in `batch` to `stats`: `chunk_stats(chunk, empty)` fills
+/// an empty accumulator (of dimension `stats.dim()`) with the statistics of one chunk of at
+/// most [`CHUNK`] indices; the chunks are combined along the fixed tree described in the
+/// [module docs](self), in parallel with the `rayon` feature.
+///
+/// # Example
+/// The batched path of a one-parameter model `f_i(w) = (w − a_i)²/2`, whose per-sample
+/// gradients are `w − a_i`:
+/// ```
+/// use bigbatch::{GradStats, Objective, parallel};
+/// use ndarray::{ArrayRef1, array};
+///
+/// struct Mean(Vec<f64>);
+/// impl Objective for Mean {
+///     fn n_samples(&self) -> usize { self.0.len() }
+///     fn dim(&self) -> usize { 1 }
+///     fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 { 0.5 * (w[0] - self.0[i]).powi(2) }
+///     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) { g[0] = w[0] - self.0[i]; }
+///     fn batch_gradient(&self, w: &ArrayRef1<f64>, batch: &[usize], stats: &mut GradStats<f64>) {
+///         parallel::accumulate_chunks(batch, stats, |chunk, part| {
+///             for &i in chunk {
+///                 part.push_with_loss(&array![w[0] - self.0[i]], self.sample_loss(w, i));
+///             }
+///         });
+///     }
+/// }
+///
+/// let data = Mean((0..1000).map(f64::from).collect());
+/// let batch: Vec<usize> = (0..1000).collect();
+/// let mut stats = GradStats::new(1);
+/// data.batch_gradient(&array![0.0], &batch, &mut stats);
+/// assert_eq!(stats.count(), 1000);
+/// assert!((stats.mean()[0] + 499.5).abs() < 1e-9);
+/// ```
+pub fn accumulate_chunks<F, C>(batch: &[usize], stats: &mut GradStats<F>, chunk_stats: C)
+where
+    F: Float,
+    C: Fn(&[usize], &mut GradStats<F>) + Sync,
+{
+    if batch.is_empty() {
+        return;
+    }
+    let part = tree_stats(batch, stats.dim(), &chunk_stats);
+    stats.merge(&part);
+}
+
+/// `Σ chunk_sum(chunk)` over the chunks of `items`, added along the same fixed tree as
+/// [`accumulate_chunks`] (so the rounding does not depend on the number of threads).
+pub fn sum_chunks<T, C>(items: &[T], chunk_sum: C) -> f64
+where
+    T: Sync,
+    C: Fn(&[T]) -> f64 + Sync,
+{
+    fn tree<T: Sync, C: Fn(&[T]) -> f64 + Sync>(items: &[T], f: &C) -> f64 {
+        match halves(items) {
+            None => f(items),
+            Some((left, right)) => {
+                let (a, b) = join(|| tree(left, f), || tree(right, f));
+                a + b
+            }
+        }
+    }
+    if items.is_empty() {
+        return 0.0;
+    }
+    tree(items, &chunk_sum)
+}
+
+/// Runs `op` in a rayon thread pool of `threads` threads (feature `rayon`): the batch
+/// evaluations of the bundled models inside it use that many cores. The result does not
+/// depend on `threads`.
+///
+/// Outside of it, rayon's global pool is used (every core, unless the environment variable
+/// `RAYON_NUM_THREADS` says otherwise).
+///
+/// # Errors
+/// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for `threads == 0`;
+/// [`Error::Threads`](crate::Error::Threads) if the pool cannot be started.
+///
+/// # Example
+/// ```
+/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Logistic, parallel};
+/// use ndarray::Array1;
+///
+/// let model = Logistic::new(datasets::adult::<f64>().with_bias(), 1e-4)?;
+/// let w0 = Array1::zeros(model.features().n_cols());
+/// let one = parallel::with_threads(1, || BigBatchSgd::builder().build()?.minimize(&model, w0.clone()))??;
+/// let two = parallel::with_threads(2, || BigBatchSgd::builder().build()?.minimize(&model, w0.clone()))??;
+/// assert_eq!(one.w, two.w);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[cfg(feature = "rayon")]
+pub fn with_threads<R: Send>(threads: usize, op: impl FnOnce() -> R + Send) -> crate::Result<R> {
+    if threads == 0 {
+        return Err(crate::Error::invalid("threads", threads, "at least 1"));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("bigbatch-{i}"))
+        .build()
+        .map_err(|e| crate::Error::Threads {
+            threads,
+            message: e.to_string(),
+        })?;
+    Ok(pool.install(op))
+}
+
+/// The number of threads batch evaluations use here: that of the current rayon pool, or 1
+/// without the `rayon` feature.
+pub fn current_threads() -> usize {
+    #[cfg(feature = "rayon")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        1
+    }
+}
