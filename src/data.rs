@@ -216,7 +216,13 @@ impl<F: Float> Features<F> {
     #[inline]
     pub fn row_dot(&self, i: usize, w: &ArrayRef1<F>) -> F {
         match self {
-            Features::Dense(m) => m.row(i).dot(w),
+            Features::Dense(m) => {
+                let row = m.row(i);
+                match (row.as_slice(), w.as_slice()) {
+                    (Some(x), Some(w)) if x.len() == w.len() => crate::kernels::dot(x, w),
+                    _ => row.dot(w),
+                }
+            }
             Features::Sparse(m) => m.row_dot(i, w),
         }
     }
@@ -224,7 +230,15 @@ impl<F: Float> Features<F> {
     #[inline]
     pub fn add_row_to(&self, i: usize, a: F, out: &mut ArrayRef1<F>) {
         match self {
-            Features::Dense(m) => out.scaled_add(a, &m.row(i)),
+            Features::Dense(m) => {
+                let row = m.row(i);
+                match (row.as_slice(), out.as_slice_mut()) {
+                    (Some(x), Some(out)) if x.len() == out.len() => {
+                        crate::kernels::add_row(out, x, a);
+                    }
+                    _ => out.scaled_add(a, &row),
+                }
+            }
             Features::Sparse(m) => {
                 let (cols, vals) = m.row(i);
                 for (&c, &v) in cols.iter().zip(vals) {

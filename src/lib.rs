@@ -123,6 +123,7 @@ pub mod data;
 pub mod datasets;
 mod error;
 mod float;
+mod kernels;
 pub mod models;
 mod objective;
 pub mod observe;

@@ -6,6 +6,7 @@ use super::{check_not_empty, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
+use crate::kernels::{add_row, dot, dot_and_add};
 use crate::objective::Objective;
 use crate::parallel::{accumulate_chunks, sum_chunks};
 use crate::stats::GradStats;
@@ -217,7 +218,13 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
                 })?;
             *t = F::lit(prepared);
         }
-        let features = data.features().clone();
+        // Rows contiguous in memory, for the dense kernels.
+        let features = match data.features() {
+            Features::Dense(m) if !m.is_standard_layout() => {
+                Features::Dense(m.as_standard_layout().into_owned())
+            }
+            other => other.clone(),
+        };
         let row_norms_sq = features.row_norms_sq();
         Ok(Linear {
             features,
@@ -248,6 +255,46 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
         (0..self.targets.len())
             .map(|i| self.features.row_dot(i, w))
             .collect()
+    }
+}
+
+impl<F: Float, L: ScalarLoss> Linear<F, L> {
+    /// `(Σ φ'_i²‖x_i‖², Σ φ_i)` of the rows `chunk`, adding `Σ φ'_i x_i` to `sum`.
+    fn any_chunk(&self, w: &ArrayRef1<F>, chunk: &[usize], sum: &mut Array1<F>) -> (F, f64) {
+        let (mut sq, mut loss) = (F::zero(), 0.0);
+        for &i in chunk {
+            let (value, slope) = self
+                .loss
+                .value_and_derivative(self.features.row_dot(i, w), self.targets[i]);
+            self.features.add_row_to(i, slope, sum);
+            sq += slope * slope * self.row_norms_sq[i];
+            loss += value.as_f64();
+        }
+        (sq, loss)
+    }
+
+    /// As [`any_chunk`](Self::any_chunk) on dense rows stored contiguously in `x`: each row is
+    /// read from memory once, in a sweep that computes its dot product and adds the previous
+    /// row (still in cache) to `sum`.
+    fn dense_chunk(&self, x: &[F], w: &[F], chunk: &[usize], sum: &mut [F]) -> (F, f64) {
+        let d = w.len();
+        let row = |i: usize| &x[i * d..(i + 1) * d];
+        let (mut sq, mut loss) = (F::zero(), 0.0);
+        let mut pending: Option<(usize, F)> = None;
+        for &i in chunk {
+            let z = match pending {
+                Some((p, slope)) => dot_and_add(row(i), w, sum, row(p), slope),
+                None => dot(row(i), w),
+            };
+            let (value, slope) = self.loss.value_and_derivative(z, self.targets[i]);
+            sq += slope * slope * self.row_norms_sq[i];
+            loss += value.as_f64();
+            pending = Some((i, slope));
+        }
+        if let Some((p, slope)) = pending {
+            add_row(sum, row(p), slope);
+        }
+        (sq, loss)
     }
 }
 
@@ -302,17 +349,16 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
     /// chunk of rows, merged into `stats` (see the [module docs](crate::models)); chunks in
     /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        let dense = match (&self.features, w.as_slice()) {
+            (Features::Dense(m), Some(w)) => m.as_slice().map(|x| (x, w)),
+            _ => None,
+        };
         accumulate_chunks(batch, stats, |chunk, part| {
             let mut sum = Array1::<F>::zeros(w.len());
-            let (mut sq, mut loss) = (F::zero(), 0.0);
-            for &i in chunk {
-                let (value, slope) = self
-                    .loss
-                    .value_and_derivative(self.features.row_dot(i, w), self.targets[i]);
-                self.features.add_row_to(i, slope, &mut sum);
-                sq += slope * slope * self.row_norms_sq[i];
-                loss += value.as_f64();
-            }
+            let (sq, loss) = match (dense, sum.as_slice_mut()) {
+                (Some((x, w)), Some(sum)) => self.dense_chunk(x, w, chunk, sum),
+                _ => self.any_chunk(w, chunk, &mut sum),
+            };
             merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
         });
     }

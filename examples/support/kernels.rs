@@ -1,0 +1,151 @@
+//! Reference passes and wrappers shared by the `throughput` example and the `throughput`
+//! bench: what a statistics pass is measured against.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bigbatch::data::{Dataset, Features};
+use bigbatch::{Float, GradStats, Objective};
+use ndarray::{Array1, Array2, ArrayRef1, Axis};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+
+/// `n × d` dense features uniform in [0, 1) with about `density` of them non-zero (pixel-like
+/// data), labels ±1 drawn from a logistic model with a random weight vector.
+pub fn logistic_data<F: Float>(n: usize, d: usize, density: f64, seed: u64) -> Dataset<F> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let w_true: Vec<f64> = (0..d).map(|_| rng.random::<f64>() * 2.0 - 1.0).collect();
+    let mut x = Array2::<F>::zeros((n, d));
+    let mut y = Array1::<F>::zeros(n);
+    for (mut row, target) in x.rows_mut().into_iter().zip(y.iter_mut()) {
+        let mut z = 0.0;
+        for (v, wt) in row.iter_mut().zip(&w_true) {
+            if rng.random::<f64>() < density {
+                let value = rng.random::<f64>();
+                *v = F::lit(value);
+                z += value * wt;
+            }
+        }
+        let p = 1.0 / (1.0 + (-z / (d as f64 * density).sqrt()).exp());
+        *target = if rng.random::<f64>() < p {
+            F::one()
+        } else {
+            -F::one()
+        };
+    }
+    Dataset::from_dense(x, y).expect("finite generated data")
+}
+
+/// `k` distinct indices out of `0..n`, in random order (a sampled batch).
+pub fn random_batch(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut all: Vec<usize> = (0..n).collect();
+    for i in 0..k.min(n) {
+        let j = i + (rng.random::<u64>() % (n - i) as u64) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(k.min(n));
+    all
+}
+
+/// The pure read pass: `out = Σ_{i∈batch} x_i`, every selected row read once.
+pub fn read_pass<F: Float>(features: &Features<F>, batch: &[usize], out: &mut Array1<F>) {
+    out.fill(F::zero());
+    for &i in batch {
+        features.add_row_to(i, F::one(), out);
+    }
+}
+
+/// ndarray's own products on the gathered rows `X_B` (gathered before timing): `z = X_B·w`,
+/// then `g = X_Bᵀ·r` with `r` = `z` (what a gradient needs, without the loss).
+pub fn ndarray_dots<F: Float>(xb: &Array2<F>, w: &Array1<F>) -> Array1<F> {
+    let z = xb.dot(w);
+    xb.t().dot(&z)
+}
+
+/// The rows `batch` of dense features, as one contiguous matrix.
+pub fn gather<F: Float>(features: &Features<F>, batch: &[usize]) -> Array2<F> {
+    match features {
+        Features::Dense(m) => m.select(Axis(0), batch),
+        other => other.to_dense().select(Axis(0), batch),
+    }
+}
+
+/// An objective that forwards only the per-sample methods of `O`: the default batched path
+/// of the `Objective` trait.
+pub struct PerSample<'a, O>(pub &'a O);
+
+impl<F: Float, O: Objective<F>> Objective<F> for PerSample<'_, O> {
+    fn n_samples(&self) -> usize {
+        self.0.n_samples()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
+        self.0.sample_loss(w, i)
+    }
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
+        self.0.sample_gradient(w, i, grad)
+    }
+    fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
+        self.0.sample_loss_gradient(w, i, grad)
+    }
+}
+
+/// An objective that forwards everything to `O` and adds up the time spent in its batched
+/// methods (the statistics passes and the batch losses of line searches).
+pub struct Timed<'a, O> {
+    pub inner: &'a O,
+    gradient_ns: AtomicU64,
+    loss_ns: AtomicU64,
+}
+
+impl<'a, O> Timed<'a, O> {
+    pub fn new(inner: &'a O) -> Self {
+        Timed {
+            inner,
+            gradient_ns: AtomicU64::new(0),
+            loss_ns: AtomicU64::new(0),
+        }
+    }
+    /// Time spent in `batch_gradient`.
+    pub fn in_gradient(&self) -> Duration {
+        Duration::from_nanos(self.gradient_ns.load(Ordering::Relaxed))
+    }
+    /// Time spent in `batch_loss`.
+    pub fn in_loss(&self) -> Duration {
+        Duration::from_nanos(self.loss_ns.load(Ordering::Relaxed))
+    }
+}
+
+fn add(counter: &AtomicU64, since: Instant) {
+    counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+impl<F: Float, O: Objective<F>> Objective<F> for Timed<'_, O> {
+    fn n_samples(&self) -> usize {
+        self.inner.n_samples()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
+        self.inner.sample_loss(w, i)
+    }
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
+        self.inner.sample_gradient(w, i, grad)
+    }
+    fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
+        let t = Instant::now();
+        let loss = self.inner.batch_loss(w, batch);
+        add(&self.loss_ns, t);
+        loss
+    }
+    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        let t = Instant::now();
+        self.inner.batch_gradient(w, batch, stats);
+        add(&self.gradient_ns, t);
+    }
+}
