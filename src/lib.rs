@@ -92,12 +92,19 @@
 //!
 //! # Checkpoint and resume
 //! With the cargo feature `serde`, a `Checkpoint` saves the optimizer and a [`RunState`]
-//! atomically as JSON, and [`BigBatchOptimizer::resume_with`] continues the run exactly.
+//! atomically as JSON (between iterations, or from an observer: `SaveEvery` saves every `k`
+//! iterations), and [`BigBatchOptimizer::resume_with`] continues the run exactly.
+//!
+//! # Multi-core evaluation
+//! With the cargo feature `rayon` (on by default) the bundled models evaluate a batch in chunks
+//! of 256 rows on every core and merge them along a fixed tree ([`parallel`]), so the result
+//! does not depend on the number of threads. Set it per computation with
+//! `parallel::Threads::new(n)?.install(|| ...)`, or for the process with `RAYON_NUM_THREADS`.
 //!
 //! # Determinism
 //! The optimizer owns its random numbers (`Xoshiro256PlusPlus`, seeded by
 //! [`seed`](BigBatchSgdBuilder::seed)): the same seed, objective and `w0` give the same
-//! [`Report`], bit for bit.
+//! [`Report`], bit for bit, whatever the number of threads.
 //!
 //! # References
 //! - S. De, A. Yadav, D. Jacobs, T. Goldstein. *Automated Inference with Adaptive Batches.*

@@ -9,7 +9,8 @@
 //!
 //! With the `rayon` feature (on by default) the two halves of each node are evaluated with
 //! `rayon::join`, in the current rayon thread pool: rayon's global pool (every core, or
-//! `RAYON_NUM_THREADS`), or the pool [`with_threads`] sets up for a computation.
+//! `RAYON_NUM_THREADS`), or a pool of [`Threads`] set up for a computation
+//! ([`Threads::install`], [`with_threads`]).
 //!
 //! The bundled models evaluate their batches through [`accumulate_chunks`] and [`sum_chunks`];
 //! a user's [`Objective`](crate::Objective) can do the same in its own `batch_gradient`.
@@ -127,16 +128,69 @@ where
     tree(items, &chunk_sum)
 }
 
-/// Runs `op` in a rayon thread pool of `threads` threads (feature `rayon`): the batch
-/// evaluations of the bundled models inside it use that many cores. The result does not
-/// depend on `threads`.
+/// A pool of threads for batch evaluation (feature `rayon`): computations run inside
+/// [`install`](Self::install) evaluate their batches on its threads. Build it once and reuse it;
+/// [`with_threads`] builds one for a single computation.
 ///
-/// Outside of it, rayon's global pool is used (every core, unless the environment variable
-/// `RAYON_NUM_THREADS` says otherwise).
+/// # Example
+/// ```
+/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Logistic, parallel::Threads};
+/// use ndarray::Array1;
+///
+/// let model = Logistic::new(datasets::heart_scale::<f64>().with_bias(), 1e-2)?;
+/// let two = Threads::new(2)?;
+/// let report = two.install(|| BigBatchSgd::builder().build()?.minimize(&model, Array1::zeros(14)))?;
+/// assert!(model.accuracy(&report.w) > 0.8);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[cfg(feature = "rayon")]
+#[derive(Debug)]
+pub struct Threads {
+    pool: rayon::ThreadPool,
+}
+
+#[cfg(feature = "rayon")]
+impl Threads {
+    /// A pool of `threads` threads.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for `threads == 0`;
+    /// [`Error::Threads`](crate::Error::Threads) if the threads cannot be started.
+    pub fn new(threads: usize) -> crate::Result<Self> {
+        if threads == 0 {
+            return Err(crate::Error::invalid("threads", threads, "at least 1"));
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("bigbatch-{i}"))
+            .build()
+            .map_err(|e| crate::Error::Threads {
+                threads,
+                message: e.to_string(),
+            })?;
+        Ok(Threads { pool })
+    }
+
+    /// Runs `op` on this pool (the calling thread waits for it); batch evaluations inside use
+    /// the pool's threads. The result does not depend on the number of threads.
+    pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(op)
+    }
+
+    /// The number of threads.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+}
+
+/// Runs `op` in a new pool of `threads` threads ([`Threads`]): the batch evaluations of the
+/// bundled models inside it use that many cores. The result does not depend on `threads`.
+///
+/// Outside of such a pool, rayon's global pool is used (every core, unless the environment
+/// variable `RAYON_NUM_THREADS` says otherwise).
 ///
 /// # Errors
-/// [`Error::InvalidParameter`](crate::Error::InvalidParameter) for `threads == 0`;
-/// [`Error::Threads`](crate::Error::Threads) if the pool cannot be started.
+/// As [`Threads::new`].
 ///
 /// # Example
 /// ```
@@ -152,18 +206,7 @@ where
 /// ```
 #[cfg(feature = "rayon")]
 pub fn with_threads<R: Send>(threads: usize, op: impl FnOnce() -> R + Send) -> crate::Result<R> {
-    if threads == 0 {
-        return Err(crate::Error::invalid("threads", threads, "at least 1"));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("bigbatch-{i}"))
-        .build()
-        .map_err(|e| crate::Error::Threads {
-            threads,
-            message: e.to_string(),
-        })?;
-    Ok(pool.install(op))
+    Ok(Threads::new(threads)?.install(op))
 }
 
 /// The number of threads batch evaluations use here: that of the current rayon pool, or 1
