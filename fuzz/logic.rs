@@ -75,7 +75,7 @@ pub fn run(bytes: &[u8]) {
     let n = 1 + b.below(40);
     let d = 1 + b.below(4);
     let model = b.below(4);
-    let rule = b.below(4);
+    let rule = b.below(5);
     let x = Array2::from_shape_fn((n, d), |_| b.value());
     let y: Array1<f64> = (0..n).map(|_| b.value()).collect();
     let sparse = b.below(2) == 1;
@@ -142,6 +142,12 @@ fn with_rule<O: Objective<f64>>(rule: usize, alpha: f64, b: BigBatchSgdBuilder, 
         1 => check(b.step(Armijo::new()).build().unwrap(), objective),
         2 => check(
             b.step(BarzilaiBorwein::<f64>::new()).build().unwrap(),
+            objective,
+        ),
+        3 => check(
+            b.step(Armijo::new().keep_first_trial(true))
+                .build()
+                .unwrap(),
             objective,
         ),
         _ => check(b.step(Fixed::new(alpha)).build().unwrap(), objective),

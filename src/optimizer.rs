@@ -108,6 +108,11 @@ pub struct RunState<F> {
     /// Persistent mode: the statistics of the batch the iteration started with, kept when the
     /// batch grows (the previous iteration's batch at the new iterate).
     start_stats: GradStats<F>,
+    /// Persistent mode: the statistics of the batch at the accepted trial point of the last
+    /// line search, which is the current iterate when `trial_kept` (the next iteration starts
+    /// from them instead of evaluating the batch again).
+    trial_stats: GradStats<F>,
+    trial_kept: bool,
     direction: Array1<F>,
     next: Array1<F>,
     last_good: Array1<F>,
@@ -128,6 +133,8 @@ impl<F: Float> RunState<F> {
             sampler: Sampler::new(n_samples),
             stats: GradStats::new(dim),
             start_stats: GradStats::new(dim),
+            trial_stats: GradStats::new(dim),
+            trial_kept: false,
             direction: Array1::zeros(dim),
             next: Array1::zeros(dim),
             last_good: w.clone(),
@@ -236,7 +243,8 @@ pub trait BigBatchOptimizer<F: Float> {
     ///
     /// Running out of a budget, or an observer stopping the run, is a [`StopReason`] in the
     /// returned [`Report`], not an error. The report's `loss` is the full objective at the final
-    /// iterate (one pass of loss evaluations).
+    /// iterate: one pass of loss evaluations, unless the run last evaluated every sample there
+    /// (a full batch that converged, or the accepted first trial of a full-batch line search).
     ///
     /// # Errors
     /// Bad input ([`Error::EmptyObjective`], [`Error::DimensionMismatch`],
@@ -308,9 +316,23 @@ pub trait BigBatchOptimizer<F: Float> {
                 Err(e) => return Err(e.with_iterate(&run.last_good)),
             }
         };
-        let all: Vec<usize> = (0..run.n_samples).collect();
-        let loss = objective.batch_loss(&run.w, &all);
-        run.loss_evals += run.n_samples as u64;
+        // Statistics of every sample at the final iterate may be known already: those of a
+        // full batch that converged (or stalled) there, or those kept from the accepted first
+        // trial of a full-batch line search. Otherwise the loss costs one pass.
+        let known = match stop {
+            StopReason::GradientTolerance | StopReason::NoProgress => Some(&run.stats),
+            _ => run.trial_kept.then_some(&run.trial_stats),
+        }
+        .filter(|stats| stats.count() == run.n_samples)
+        .and_then(GradStats::loss);
+        let loss = match known {
+            Some(loss) => loss,
+            None => {
+                let all: Vec<usize> = (0..run.n_samples).collect();
+                run.loss_evals += run.n_samples as u64;
+                objective.batch_loss(&run.w, &all)
+            }
+        };
         if !loss.is_finite() {
             return Err(Error::NonFinite {
                 what: "loss at the final iterate",
@@ -698,13 +720,20 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
         } else {
             run.sampler.draw(start_size, &mut run.rng)
         };
-        accumulate(
-            objective,
-            &run.w,
-            batch,
-            &mut run.stats,
-            &mut run.grad_evals,
-        )?;
+        if persistent && run.trial_kept && run.trial_stats.count() == batch.len() {
+            // The last step landed on a trial point whose statistics on this same batch the
+            // line search computed: start from them (already counted).
+            std::mem::swap(&mut run.stats, &mut run.trial_stats);
+        } else {
+            accumulate(
+                objective,
+                &run.w,
+                batch,
+                &mut run.stats,
+                &mut run.grad_evals,
+            )?;
+        }
+        run.trial_kept = false;
         check_stats(&run.stats, it)?;
         let mut growth_rounds = 0;
         while run.batch_size < n_total && !self.test.passes(&run.stats, n_total) {
@@ -771,17 +800,28 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
             n_samples: n_total,
             direction: &mut run.direction,
             trial: &mut run.next,
+            kept: (persistent && run.stats.loss().is_some()).then_some(&mut run.trial_stats),
+            kept_valid: false,
             grad_evals: &mut run.grad_evals,
             loss_evals: &mut run.loss_evals,
         };
         let step = self.step.step(&mut ctx)?;
+        let kept_valid = ctx.kept_valid;
         if !step.alpha.is_finite() || step.alpha < F::zero() {
             return Err(non_finite("step size", it));
         }
+        // `next` still holds the last trial point: the kept statistics are those of the new
+        // iterate if it is that point, bit for bit.
+        let mut on_trial = kept_valid;
         Zip::from(&mut run.next)
             .and(&run.w)
             .and(&run.direction)
-            .for_each(|x, &w, &d| *x = w + step.alpha * d);
+            .for_each(|x, &w, &d| {
+                let v = w + step.alpha * d;
+                on_trial &= v.as_f64().to_bits() == x.as_f64().to_bits();
+                *x = v;
+            });
+        run.trial_kept = on_trial;
         if run.next.iter().any(|x| !x.is_finite()) {
             return Err(non_finite("iterate", it));
         }

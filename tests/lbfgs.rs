@@ -151,11 +151,14 @@ fn persistent_batches_are_prefixes_of_one_shuffle() {
 }
 
 /// Every per-sample gradient is counted: the persistent mode's pairs cost nothing extra, the
-/// fresh mode's cost one more batch per iteration.
+/// fresh mode's cost one more batch per iteration. With persistent batches the line search
+/// computes the batch statistics at its first trial (counted), and when that trial is accepted
+/// the next iteration starts from them instead of evaluating its batch again.
 #[test]
 fn pair_gradients_are_counted() {
     let p = ridge::<f64>(43, 2000, 5, 2.0, 1e-3);
     for mode in [BatchMode::Persistent, BatchMode::Fresh] {
+        let persistent = mode == BatchMode::Persistent;
         let mut h = History::new();
         lbfgs(mode)
             .max_iterations(30)
@@ -167,24 +170,37 @@ fn pair_gradients_are_counted() {
         let rec = h.records();
         let mut prev_evals = 0;
         let mut prev_size = 10;
-        for r in rec {
+        let mut reused = 0;
+        let kept = kept_statistics(rec);
+        for (r, &started_kept) in rec.iter().zip(&kept) {
             let spent = r.grad_evals - prev_evals;
-            // The batch the iteration started with, grown to its final size: batch_size in all.
-            let batch_cost = r.batch_size as u64;
+            // The batch the iteration started with (free if the previous step landed on a
+            // trial whose statistics were kept), grown to its final size.
+            let started_kept = persistent && started_kept;
+            reused += usize::from(started_kept);
+            let batch_cost = if started_kept {
+                (r.batch_size - prev_size) as u64
+            } else {
+                r.batch_size as u64
+            };
             let pair_cost = if mode == BatchMode::Fresh && r.iteration > 0 {
                 r.batch_size as u64
             } else {
                 0
             };
+            let trial_cost = if persistent { r.batch_size as u64 } else { 0 };
             assert_eq!(
                 spent,
-                batch_cost + pair_cost,
+                batch_cost + pair_cost + trial_cost,
                 "{mode:?} it {} (batch {prev_size} → {})",
                 r.iteration,
                 r.batch_size
             );
             prev_evals = r.grad_evals;
             prev_size = r.batch_size;
+        }
+        if persistent {
+            assert!(reused >= rec.len() / 2, "{reused} of {} reused", rec.len());
         }
     }
 }

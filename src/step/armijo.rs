@@ -34,7 +34,10 @@ pub enum StepIncrease {
 ///
 /// The search uses the same batch `B` whose gradient was drawn, and costs only batch losses
 /// at trial points. Defaults: initial step 1, c = 0.1, β = 0.5, γ = 2 every iteration,
-/// α_max = 1e6, α_min = 1e-12, 60 backtracks at most.
+/// α_max = 1e6, α_min = 1e-12, 60 backtracks at most. With persistent batches and a step
+/// enlarged only on batch growth (or never), consider
+/// [`keep_first_trial(true)`](Self::keep_first_trial): the carried step is then usually
+/// accepted at once, and its statistics can start the next iteration.
 ///
 /// # Example
 /// ```
@@ -62,7 +65,12 @@ impl Default for Armijo {
             grow: 2.0,
             max_step: 1e6,
             increase: StepIncrease::EveryIteration,
-            search: LineSearch::default(),
+            // The first trial is the enlarged step, usually rejected: its gradients would be
+            // wasted (accepted in 0 of 36 to 13 of 60 iterations on a ridge test problem).
+            search: LineSearch {
+                keep_first_trial: false,
+                ..LineSearch::default()
+            },
             alpha: 1.0,
         }
     }
@@ -73,7 +81,7 @@ impl Armijo {
     pub fn new() -> Self {
         Self::default()
     }
-    line_search_setters!(0.1);
+    line_search_setters!(0.1, false);
     /// The step tried first in a run (> 0). Default 1.
     #[must_use]
     pub fn initial_step(mut self, step: f64) -> Self {

@@ -67,7 +67,7 @@ impl<F: Float> BarzilaiBorwein<F> {
     pub fn new() -> Self {
         Self::default()
     }
-    line_search_setters!(0.1);
+    line_search_setters!(0.1, true);
     /// The step of the first iteration (> 0). Default 1.
     #[must_use]
     pub fn initial_step(mut self, step: f64) -> Self {

@@ -79,7 +79,7 @@ impl Lbfgs {
     pub fn new() -> Self {
         Self::default()
     }
-    line_search_setters!(1e-4);
+    line_search_setters!(1e-4, true);
     /// How many curvature pairs to keep (≥ 1). Default 50.
     #[must_use]
     pub fn memory(mut self, m: usize) -> Self {

@@ -11,13 +11,21 @@
 //! | rule | step size | extra cost per iteration |
 //! |---|---|---|
 //! | [`Fixed`] | a constant α | none |
-//! | [`Armijo`] (default) | backtracking on the batch loss, carried over and enlarged before each search | batch losses at trial points |
-//! | [`Lbfgs`] | direction `−H g_B` from curvature pairs on identical samples, unit step, Armijo | with fresh batches, the batch's gradients at the previous iterate; none with persistent batches |
+//! | [`Armijo`] | backtracking on the batch loss, carried over and enlarged before each search | batch losses at trial points |
+//! | [`Lbfgs`] (default) | direction `−H g_B` from curvature pairs on identical samples, unit step, Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
 //! | [`BarzilaiBorwein`] | `(1 − noise/‖g‖²)/ν` with the secant curvature ν on the same batch, then Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
+//!
+//! With [`BatchMode::Persistent`](crate::BatchMode::Persistent) batches (the default) the
+//! next iteration starts by evaluating the same batch at the new iterate. The line search
+//! therefore computes the batch's full statistics (gradient, variance and loss in one pass) at
+//! its first trial ([`LineSearch::keep_first_trial`]); when that trial is accepted, the next
+//! iteration starts from those statistics. Such a step costs one statistics pass, not a loss
+//! pass and a statistics pass; with L-BFGS, whose unit step is usually accepted at once, that
+//! is most iterations (on by default for L-BFGS and Barzilai–Borwein, off for Armijo).
 
 /// The setters of a rule's [`LineSearch`] (a field `search`), with the rule's default `c`.
 macro_rules! line_search_setters {
-    ($c_default:literal) => {
+    ($c_default:literal, $keep_default:literal) => {
         #[doc = concat!("c, the sufficient-decrease constant of the Armijo search, in (0, 1). Default ", stringify!($c_default), ".")]
         #[must_use]
         pub fn sufficient_decrease(mut self, c: f64) -> Self {
@@ -41,6 +49,12 @@ macro_rules! line_search_setters {
         #[must_use]
         pub fn min_step(mut self, step: f64) -> Self {
             self.search.min_step = step;
+            self
+        }
+        #[doc = concat!("Whether the search computes the batch's full statistics at its first trial, so that with [`BatchMode::Persistent`](crate::BatchMode::Persistent) batches the next iteration starts from them when that trial is accepted (see [`LineSearch::keep_first_trial`]). Default ", stringify!($keep_default), ".")]
+        #[must_use]
+        pub fn keep_first_trial(mut self, on: bool) -> Self {
+            self.search.keep_first_trial = on;
             self
         }
         /// The line-search parameters.
@@ -125,6 +139,11 @@ pub struct StepContext<'a, F: Float, O: ?Sized> {
     pub(crate) n_samples: usize,
     pub(crate) direction: &'a mut Array1<F>,
     pub(crate) trial: &'a mut Array1<F>,
+    /// Where [`StepContext::stats_along`] leaves the statistics at a trial point, when the
+    /// next iteration can start from them (persistent batches whose statistics carry losses).
+    pub(crate) kept: Option<&'a mut GradStats<F>>,
+    /// Whether `kept` holds the statistics at the point now in `trial`.
+    pub(crate) kept_valid: bool,
     pub(crate) grad_evals: &'a mut u64,
     pub(crate) loss_evals: &'a mut u64,
 }
@@ -196,12 +215,61 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
 
     /// The batch loss `ℓ_B(w + alpha·d)`; counts `|B|` loss evaluations.
     pub fn loss_along(&mut self, alpha: F) -> F {
+        self.set_trial(alpha);
+        self.kept_valid = false;
+        *self.loss_evals += self.batch.len() as u64;
+        self.objective.batch_loss(&*self.trial, self.batch)
+    }
+
+    /// Whether [`stats_along`](Self::stats_along) computes the batch's gradient statistics
+    /// at its trial point, for the next iteration to start from. True with
+    /// [`BatchMode::Persistent`](crate::BatchMode::Persistent) when the objective's batched
+    /// gradient reports losses (every bundled model does, and so does the default
+    /// per-sample path).
+    pub fn keeps_trial_stats(&self) -> bool {
+        self.kept.is_some()
+    }
+
+    /// The batch loss `ℓ_B(w + alpha·d)`, computed together with the batch's gradient
+    /// statistics when [`keeps_trial_stats`](Self::keeps_trial_stats) (counting `|B|`
+    /// gradient evaluations), otherwise as [`loss_along`](Self::loss_along) does.
+    ///
+    /// With persistent batches the next iteration starts by evaluating this same batch at
+    /// the new iterate. If the step the rule returns lands exactly on the last point passed
+    /// here, the next iteration starts from these statistics instead, so an accepted trial
+    /// costs one statistics pass instead of a loss pass and a statistics pass. Use it for
+    /// the trial most likely to be accepted ([`backtrack`](Self::backtrack) uses it for its
+    /// first); a rejected trial costs its gradients for nothing.
+    pub fn stats_along(&mut self, alpha: F) -> F {
+        let Some(kept) = self.kept.as_deref_mut() else {
+            return self.loss_along(alpha);
+        };
         Zip::from(&mut *self.trial)
             .and(self.w)
             .and(&*self.direction)
             .for_each(|t, &w, &d| *t = w + alpha * d);
-        *self.loss_evals += self.batch.len() as u64;
-        self.objective.batch_loss(&*self.trial, self.batch)
+        let n = self.batch.len();
+        kept.reset();
+        *self.grad_evals += n as u64;
+        self.objective
+            .batch_gradient(&*self.trial, self.batch, kept);
+        // A batched gradient that adds the wrong samples is reported by the next iteration,
+        // which then evaluates the batch itself.
+        self.kept_valid = kept.count() == n;
+        match kept.loss() {
+            Some(loss) if self.kept_valid => loss,
+            _ => {
+                *self.loss_evals += n as u64;
+                self.objective.batch_loss(&*self.trial, self.batch)
+            }
+        }
+    }
+
+    fn set_trial(&mut self, alpha: F) {
+        Zip::from(&mut *self.trial)
+            .and(self.w)
+            .and(&*self.direction)
+            .for_each(|t, &w, &d| *t = w + alpha * d);
     }
 
     /// The batch loss at any point; counts `|B|` loss evaluations.
@@ -232,6 +300,10 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     /// run. A step that increases the loss is never accepted, and a trial whose loss is not
     /// finite is shrunk like any other.
     ///
+    /// With persistent batches and [`LineSearch::keep_first_trial`], the first trial is
+    /// evaluated with [`stats_along`](Self::stats_along): if it is accepted, the next
+    /// iteration starts from its statistics.
+    ///
     /// When the search runs out (after `max_backtracks` reductions, or below `min_step`) while
     /// the decrease asked of its last trial is below `ε_F`, the precision of the loss is
     /// exhausted rather than the model at fault: the search returns α = 0 (no step), and a run
@@ -259,7 +331,15 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
         let mut alpha = alpha;
         let mut backtracks = 0;
         loop {
-            let f = self.loss_along(alpha);
+            // With persistent batches the first trial's statistics are kept for the next
+            // iteration. It is the trial most often accepted: on generated logistic data
+            // (60,000 × 784) keeping it saved more than keeping the trial the previous search
+            // accepted would have, for every rule.
+            let f = if backtracks == 0 && search.keep_first_trial {
+                self.stats_along(alpha)
+            } else {
+                self.loss_along(alpha)
+            };
             let required = c * alpha * slope;
             let sufficient = f <= f0 + required;
             let unresolvable = -required <= allowance && f <= f0;
@@ -306,6 +386,13 @@ pub struct LineSearch {
     pub max_backtracks: usize,
     /// The smallest step tried (≥ 0). Default 1e-12.
     pub min_step: f64,
+    /// Whether the first trial is evaluated with [`StepContext::stats_along`]: gradient,
+    /// variance and loss in one pass, which the next iteration starts from when the trial is
+    /// accepted and batches are [`Persistent`](crate::BatchMode::Persistent). Worth it when
+    /// the first trial is usually accepted (L-BFGS's unit step, Barzilai–Borwein's step); a
+    /// rejected first trial costs a batch of gradients, counted in the epochs. Default true
+    /// (false for [`Armijo`], which enlarges its step before each search).
+    pub keep_first_trial: bool,
 }
 
 impl Default for LineSearch {
@@ -315,6 +402,7 @@ impl Default for LineSearch {
             shrink: 0.5,
             max_backtracks: 60,
             min_step: 1e-12,
+            keep_first_trial: true,
         }
     }
 }

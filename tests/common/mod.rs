@@ -235,3 +235,15 @@ pub fn to64<F: Float>(w: &ArrayRef1<F>) -> Vec<f64> {
 pub fn col_means(x: &Array2<f64>) -> Array1<f64> {
     x.mean_axis(Axis(0)).unwrap()
 }
+
+/// Where a run with persistent batches and a searching step rule evaluated batch statistics,
+/// from its records: entry `t` says whether iteration `t` started from the statistics its
+/// predecessor's line search computed at its first trial (it does when that trial was
+/// accepted) instead of evaluating its batch. One more entry follows the last record: the
+/// iteration after it, the one that stopped the run. Every search computes the statistics at
+/// its first trial.
+pub fn kept_statistics<F>(records: &[bigbatch::IterRecord<F>]) -> Vec<bool> {
+    std::iter::once(false)
+        .chain(records.iter().map(|r| r.backtracks == 0))
+        .collect()
+}
