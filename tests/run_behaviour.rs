@@ -148,8 +148,8 @@ fn history_records_are_consistent_with_the_report() {
     assert!(rec.windows(2).all(|w| w[0].loss_evals <= w[1].loss_evals));
     // The final batch was drawn after the last step (that is where the run converged). It
     // started from the statistics the last step's search computed at its first trial if it
-    // accepted that trial (the default batches are persistent), and then evaluated only the samples it
-    // added.
+    // accepted that trial (the default batches are persistent), and then evaluated only the
+    // samples it added.
     assert_eq!(r.stop, StopReason::GradientTolerance);
     let last = rec.last().unwrap();
     let start_cost = if kept_statistics(rec)[rec.len()] {
@@ -375,6 +375,20 @@ impl<F: Float, O: Objective<F>> Objective<F> for NoLosses<O> {
     }
 }
 
+/// A run from zeros with `builder`, and the records of its iterations.
+fn observed<F: Float, S: StepRule<F> + Validate, O: Objective<F> + ?Sized>(
+    builder: BigBatchSgdBuilder<S>,
+    objective: &O,
+) -> (Report<F>, History<F>) {
+    let mut h = History::new();
+    let r = builder
+        .build()
+        .unwrap()
+        .minimize_with(objective, Array1::zeros(objective.dim()), &mut h)
+        .unwrap();
+    (r, h)
+}
+
 /// Starting an iteration from the statistics the last line search computed at its accepted
 /// trial (persistent batches) changes no iterate, bit for bit: it only saves a pass over the
 /// batch. Checked against the same objective without batched losses, where nothing is kept,
@@ -390,28 +404,12 @@ fn kept_trial_statistics_change_nothing<F: Float>() {
                 .tolerance(1e-10)
                 .max_iterations(60)
                 .max_epochs(f64::INFINITY);
-            let mut h = History::new();
-            let w0 = Array1::<F>::zeros(6);
-            let r = match rule {
-                0 => b.build().unwrap().minimize_with(objective, w0, &mut h),
-                1 => b
-                    .step(Armijo::new().keep_first_trial(true))
-                    .build()
-                    .unwrap()
-                    .minimize_with(objective, w0, &mut h),
-                3 => b
-                    .step(Armijo::new())
-                    .build()
-                    .unwrap()
-                    .minimize_with(objective, w0, &mut h),
-                _ => b
-                    .step(BarzilaiBorwein::<F>::new())
-                    .build()
-                    .unwrap()
-                    .minimize_with(objective, w0, &mut h),
+            match rule {
+                0 => observed(b, objective),
+                1 => observed(b.step(Armijo::new().keep_first_trial(true)), objective),
+                3 => observed(b.step(Armijo::new()), objective),
+                _ => observed(b.step(BarzilaiBorwein::<F>::new()), objective),
             }
-            .unwrap();
-            (r, h)
         };
         (run(&p), run(&NoLosses(&p)))
     };
@@ -482,41 +480,26 @@ fn report_loss_is_the_full_objective<F: Float>(rel: f64) {
         assert_eq!(r.loss_evals - before, passes * 500, "{case}");
     };
     let last_loss_evals = |h: &History<F>| h.records().last().map_or(0, |x| x.loss_evals);
+    let run = |initial: usize, tolerance: f64, max_iterations: usize| {
+        observed(
+            BigBatchSgd::builder()
+                .initial_batch(initial)
+                .tolerance(tolerance)
+                .max_iterations(max_iterations),
+            &p,
+        )
+    };
     // Converged on the full batch: no extra pass.
-    let mut h = History::new();
-    let r = BigBatchSgd::builder()
-        .initial_batch(500)
-        .tolerance(1e-6)
-        .build()
-        .unwrap()
-        .minimize_with(&p, Array1::zeros(4), &mut h)
-        .unwrap();
+    let (r, h) = run(500, 1e-6, 100_000);
     assert_eq!(r.stop, StopReason::GradientTolerance);
     check(&r, 0, "converged", last_loss_evals(&h));
     // Stopped by a budget right after a full-batch step whose first trial was accepted.
-    let mut h = History::new();
-    let r = BigBatchSgd::builder()
-        .initial_batch(500)
-        .tolerance(0.0)
-        .max_iterations(4)
-        .build()
-        .unwrap()
-        .minimize_with(&p, Array1::zeros(4), &mut h)
-        .unwrap();
+    let (r, h) = run(500, 0.0, 4);
     assert_eq!(r.stop, StopReason::IterationBudget);
     assert_eq!(h.records().last().unwrap().backtracks, 0);
     check(&r, 0, "kept trial", last_loss_evals(&h));
     // Stopped by a budget on a partial batch: one pass.
-    let mut h = History::new();
-    let r = BigBatchSgd::builder()
-        .initial_batch(20)
-        .tolerance(0.0)
-        .max_iterations(2)
-        .build()
-        .unwrap()
-        .minimize_with(&p, Array1::zeros(4), &mut h)
-        .unwrap();
-    assert!(r.batch_size < 500, "{r}");
+    let (r, h) = run(20, 0.0, 2);
     check(&r, 1, "partial batch", last_loss_evals(&h));
 }
 

@@ -215,7 +215,7 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
 
     /// The batch loss `ℓ_B(w + alpha·d)`; counts `|B|` loss evaluations.
     pub fn loss_along(&mut self, alpha: F) -> F {
-        self.set_trial(alpha);
+        fill_trial(self.trial, self.w, self.direction, alpha);
         self.kept_valid = false;
         *self.loss_evals += self.batch.len() as u64;
         self.objective.batch_loss(&*self.trial, self.batch)
@@ -244,10 +244,7 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
         let Some(kept) = self.kept.as_deref_mut() else {
             return self.loss_along(alpha);
         };
-        Zip::from(&mut *self.trial)
-            .and(self.w)
-            .and(&*self.direction)
-            .for_each(|t, &w, &d| *t = w + alpha * d);
+        fill_trial(self.trial, self.w, self.direction, alpha);
         let n = self.batch.len();
         kept.reset();
         *self.grad_evals += n as u64;
@@ -263,13 +260,6 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
                 self.objective.batch_loss(&*self.trial, self.batch)
             }
         }
-    }
-
-    fn set_trial(&mut self, alpha: F) {
-        Zip::from(&mut *self.trial)
-            .and(self.w)
-            .and(&*self.direction)
-            .for_each(|t, &w, &d| *t = w + alpha * d);
     }
 
     /// The batch loss at any point; counts `|B|` loss evaluations.
@@ -366,6 +356,14 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
             backtracks += 1;
         }
     }
+}
+
+/// Writes the trial point `w + alpha·d`.
+fn fill_trial<F: Float>(trial: &mut Array1<F>, w: &Array1<F>, d: &Array1<F>, alpha: F) {
+    Zip::from(trial)
+        .and(w)
+        .and(d)
+        .for_each(|t, &w, &d| *t = w + alpha * d);
 }
 
 /// The rounding error `ε_F = 10 · ε_F · |f0|` of a batch loss `f0`, below which the Armijo
