@@ -47,7 +47,7 @@ fn plain_sgd(net: &Mlp<f32>, test: &Mlp<f32>, alpha: f32, epochs: usize, seed: u
         for b in perm.chunks_exact(32) {
             stats.reset();
             net.batch_gradient(&w, b, &mut stats);
-            w.scaled_add(-alpha, stats.mean());
+            w.scaled_add(-alpha, &stats.gradient());
         }
         if !w.iter().all(|v| v.is_finite()) {
             break;

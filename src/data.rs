@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use ndarray::{Array1, Array2, ArrayRef1};
+use ndarray::{Array1, Array2, ArrayRef1, Zip};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
@@ -232,12 +232,7 @@ impl<F: Float> Features<F> {
         match self {
             Features::Dense(m) => {
                 let row = m.row(i);
-                match (row.as_slice(), out.as_slice_mut()) {
-                    (Some(x), Some(out)) if x.len() == out.len() => {
-                        crate::kernels::add_row(out, x, a);
-                    }
-                    _ => out.scaled_add(a, &row),
-                }
+                Zip::from(out).and(&row).for_each(|o, &x| *o += a * x);
             }
             Features::Sparse(m) => {
                 let (cols, vals) = m.row(i);
@@ -245,6 +240,47 @@ impl<F: Float> Features<F> {
                     out[c] += a * v;
                 }
             }
+        }
+    }
+    /// `out += a · x_i`, accumulated in `f64`.
+    #[inline]
+    pub(crate) fn add_row_to_wide(&self, i: usize, a: f64, out: &mut ArrayRef1<f64>) {
+        match self {
+            Features::Dense(m) => {
+                let row = m.row(i);
+                match (row.as_slice(), out.as_slice_mut()) {
+                    (Some(x), Some(out)) if x.len() == out.len() => {
+                        crate::kernels::add_row(out, x, a);
+                    }
+                    _ => Zip::from(out)
+                        .and(&row)
+                        .for_each(|o, &x| *o += a * x.as_f64()),
+                }
+            }
+            Features::Sparse(m) => {
+                let (cols, vals) = m.row(i);
+                for (&c, &v) in cols.iter().zip(vals) {
+                    out[c] += a * v.as_f64();
+                }
+            }
+        }
+    }
+    /// `‖x_i‖²` for every row, accumulated in `f64`.
+    pub(crate) fn row_norms_sq_wide(&self) -> Array1<f64> {
+        match self {
+            Features::Dense(m) => m.rows().into_iter().map(|r| F::wide_dot(&r, &r)).collect(),
+            Features::Sparse(m) => (0..m.n_rows())
+                .map(|i| {
+                    m.row(i)
+                        .1
+                        .iter()
+                        .map(|&v| {
+                            let v = v.as_f64();
+                            v * v
+                        })
+                        .sum()
+                })
+                .collect(),
         }
     }
     /// `‖x_i‖²` for every row.
@@ -512,8 +548,15 @@ pub fn parse_libsvm<F: Float, R: Read>(
         let label: f64 = label_text
             .parse()
             .map_err(|_| perr(line_no, format!("bad label `{label_text}`")))?;
+        let label = F::lit(label);
         if !label.is_finite() {
-            return Err(perr(line_no, format!("label `{label_text}` is not finite")));
+            return Err(perr(
+                line_no,
+                format!(
+                    "label `{label_text}` is not finite as {}",
+                    std::any::type_name::<F>()
+                ),
+            ));
         }
         let mut last = 0;
         for token in tokens {
@@ -544,20 +587,25 @@ pub fn parse_libsvm<F: Float, R: Read>(
             let value: f64 = val_text
                 .parse()
                 .map_err(|_| perr(line_no, format!("bad value `{val_text}` in `{token}`")))?;
+            // Checked in the target type: a value finite in f64 may overflow f32.
+            let value = F::lit(value);
             if !value.is_finite() {
                 return Err(perr(
                     line_no,
-                    format!("value `{val_text}` at index {idx} is not finite"),
+                    format!(
+                        "value `{val_text}` at index {idx} is not finite as {}",
+                        std::any::type_name::<F>()
+                    ),
                 ));
             }
             last = idx;
-            if value != 0.0 {
+            if !value.is_zero() {
                 indices.push(idx - 1);
-                values.push(F::lit(value));
+                values.push(value);
             }
         }
         max_index = max_index.max(last);
-        targets.push(F::lit(label));
+        targets.push(label);
         indptr.push(indices.len());
     }
     if targets.is_empty() {
@@ -566,14 +614,8 @@ pub fn parse_libsvm<F: Float, R: Read>(
         });
     }
     let n_cols = n_features.unwrap_or(max_index);
-    let csr = CsrMatrix {
-        n_cols,
-        indptr,
-        indices,
-        values,
-    };
-    Ok(Dataset {
-        features: Features::Sparse(csr),
-        targets: Array1::from(targets),
-    })
+    // The same checks as for any matrix built from parts (they cannot fail for what the
+    // parser built, and cost one pass over the entries).
+    let csr = CsrMatrix::new(n_cols, indptr, indices, values)?;
+    Dataset::new(Features::Sparse(csr), Array1::from(targets))
 }

@@ -26,11 +26,31 @@ pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// One sweep that returns `dot(next, w)` (bit for bit as [`dot`]) and adds `c · prev` to
-/// `out`: a row streamed from memory for its dot product while the previous row, still in
-/// cache, is added in.
+/// `Σ_j a_j b_j` of `f32` vectors with exact products summed in `f64` (eight partial sums).
 #[inline]
-pub(crate) fn dot_and_add<F: Float>(next: &[F], w: &[F], out: &mut [F], prev: &[F], c: F) -> F {
+pub(crate) fn dot_wide(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(0.0, |s, (&x, &y)| s + f64::from(x) * f64::from(y));
+    for (x, y) in ca.zip(cb) {
+        for k in 0..LANES {
+            acc[k] += f64::from(x[k]) * f64::from(y[k]);
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// One sweep that returns `dot(next, w)` (bit for bit as [`dot`]) and adds `c · prev` to
+/// `out`, which accumulates in `f64` whatever the data's type: a row streamed from memory for
+/// its dot product while the previous row, still in cache, is added in.
+#[inline]
+pub(crate) fn dot_and_add<F: Float>(next: &[F], w: &[F], out: &mut [f64], prev: &[F], c: f64) -> F {
     let n = out.len().min(w.len());
     let (next, w, out, prev) = (&next[..n], &w[..n], &mut out[..n], &prev[..n]);
     let mut acc = [F::zero(); LANES];
@@ -47,24 +67,24 @@ pub(crate) fn dot_and_add<F: Float>(next: &[F], w: &[F], out: &mut [F], prev: &[
     let split = n - n % LANES;
     let (out_main, out_tail) = out.split_at_mut(split);
     for (o, &p) in out_tail.iter_mut().zip(&prev[split..]) {
-        *o += c * p;
+        *o += c * p.as_f64();
     }
     for (((x, y), o), p) in cx.zip(cw).zip(out_main.chunks_exact_mut(LANES)).zip(cp) {
         for k in 0..LANES {
             acc[k] += x[k] * y[k];
-            o[k] += c * p[k];
+            o[k] += c * p[k].as_f64();
         }
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// `out += c r`.
+/// `out += c r`, accumulated in `f64`.
 #[inline]
-pub(crate) fn add_row<F: Float>(out: &mut [F], row: &[F], c: F) {
+pub(crate) fn add_row<F: Float>(out: &mut [f64], row: &[F], c: f64) {
     let n = out.len();
     let row = &row[..n];
     for j in 0..n {
-        out[j] += c * row[j];
+        out[j] += c * row[j].as_f64();
     }
 }
 
@@ -82,6 +102,14 @@ mod tests {
                 (dot(&a, &b) - plain).abs() <= 1e-12 * (1.0 + plain.abs()),
                 "n = {n}"
             );
+            let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
+            let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
+            let exact: f64 = a32
+                .iter()
+                .zip(&b32)
+                .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                .sum();
+            assert!((dot_wide(&a32, &b32) - exact).abs() <= 1e-14 * (1.0 + exact.abs()));
             let mut out = vec![1.0; n];
             add_row(&mut out, &b, 6.0);
             let mut fused = out.clone();

@@ -83,9 +83,8 @@ impl StopRule {
     }
 
     /// Whether `g2 = ‖g_B‖²` of a passing batch is small enough to stop.
-    fn converged<F: Float>(&self, g2: F, g2_first: F) -> bool {
-        let g2 = g2.as_f64();
-        g2 <= self.tolerance || g2 <= self.relative_tolerance * g2_first.as_f64()
+    fn converged(&self, g2: f64, g2_first: f64) -> bool {
+        g2 <= self.tolerance || g2 <= self.relative_tolerance * g2_first
     }
 }
 
@@ -100,8 +99,8 @@ pub struct RunState<F> {
     grad_evals: u64,
     loss_evals: u64,
     batch_size: usize,
-    first_grad_norm_sq: Option<F>,
-    last_grad_norm_sq: F,
+    first_grad_norm_sq: Option<f64>,
+    last_grad_norm_sq: f64,
     rng: Xoshiro256PlusPlus,
     sampler: Sampler,
     stats: GradStats<F>,
@@ -113,6 +112,8 @@ pub struct RunState<F> {
     /// from them instead of evaluating the batch again).
     trial_stats: GradStats<F>,
     trial_kept: bool,
+    /// The batch gradient rounded to `F`.
+    gradient: Array1<F>,
     direction: Array1<F>,
     next: Array1<F>,
     last_good: Array1<F>,
@@ -128,13 +129,14 @@ impl<F: Float> RunState<F> {
             loss_evals: 0,
             batch_size: batch_size.min(n_samples),
             first_grad_norm_sq: None,
-            last_grad_norm_sq: F::zero(),
+            last_grad_norm_sq: 0.0,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             sampler: Sampler::new(n_samples),
             stats: GradStats::new(dim),
             start_stats: GradStats::new(dim),
             trial_stats: GradStats::new(dim),
             trial_kept: false,
+            gradient: Array1::zeros(dim),
             direction: Array1::zeros(dim),
             next: Array1::zeros(dim),
             last_good: w.clone(),
@@ -348,7 +350,7 @@ pub trait BigBatchOptimizer<F: Float> {
             grad_evals: run.grad_evals,
             loss_evals: run.loss_evals,
             batch_size: run.batch_size,
-            grad_norm_sq: run.last_grad_norm_sq,
+            grad_norm_sq: F::lit(run.last_grad_norm_sq),
             stop,
             w: run.w,
         })
@@ -780,14 +782,19 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
             return Err(non_finite("loss", it));
         }
         run.last_good.assign(&run.w);
-        Zip::from(&mut run.direction)
+        Zip::from(&mut run.gradient)
+            .and(&mut run.direction)
             .and(run.stats.mean())
-            .for_each(|d, &g| *d = -g);
+            .for_each(|g, d, &m| {
+                *g = F::lit(m);
+                *d = -*g;
+            });
         let mut ctx = StepContext {
             objective,
             w: &run.w,
             batch,
             stats: &run.stats,
+            gradient: &run.gradient,
             loss,
             noise: self.test.noise(&run.stats, n_total),
             batch_grew: growth_rounds > 0,
@@ -840,8 +847,8 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
             growth_rounds,
             loss,
             loss_after: step.loss_after,
-            grad_norm_sq: g2,
-            variance: run.stats.variance(),
+            grad_norm_sq: F::lit(g2),
+            variance: F::lit(run.stats.variance()),
             step: step.alpha,
             backtracks: step.backtracks,
             grad_evals: run.grad_evals,

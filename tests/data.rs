@@ -190,3 +190,34 @@ fn bad_data_is_rejected_with_its_place() {
     }
     assert!(CsrMatrix::<f64>::new(3, vec![0, 1, 3], vec![2, 0, 1], vec![1.0, 2.0, 3.0]).is_ok());
 }
+
+#[test]
+fn values_that_overflow_the_target_type_are_refused_with_file_line_and_value() {
+    // 1e39 is finite in f64 but not in f32.
+    let text = "1 1:1 2:1\n1 1:1e39 2:1\n";
+    assert!(parse_libsvm::<f64, _>(text.as_bytes(), "big.svm", None).is_ok());
+    match parse_libsvm::<f32, _>(text.as_bytes(), "big.svm", None) {
+        Err(Error::Parse { file, line, reason }) => {
+            assert_eq!((file.as_str(), line), ("big.svm", 2));
+            assert!(
+                reason.contains("1e39") && reason.contains("f32"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    match parse_libsvm::<f32, _>("-1e39 1:1\n".as_bytes(), "label.svm", None) {
+        Err(Error::Parse {
+            line: 1, reason, ..
+        }) => {
+            assert!(
+                reason.contains("label") && reason.contains("-1e39"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    // A value that underflows to zero in f32 is a zero, not an error.
+    let tiny = parse_libsvm::<f32, _>("1 1:1e-50 2:3\n".as_bytes(), "tiny.svm", None).unwrap();
+    assert_eq!(tiny.features().to_dense(), array![[0.0f32, 3.0]]);
+}

@@ -63,7 +63,7 @@ fn fast_equals_plain<F: Float, O: Objective<F>>(name: &str, model: &O, tol: f64)
             .mean()
             .iter()
             .fold(1.0f64, |m, v| m.max(v.as_f64().abs()));
-        let diff = max_abs_diff(fast.mean(), &plain.mean().mapv(F::as_f64));
+        let diff = max_abs_diff(fast.mean(), plain.mean());
         assert!(
             diff <= tol * scale,
             "{name} n={size}: mean differs by {diff:e}"

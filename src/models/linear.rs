@@ -2,13 +2,13 @@
 
 use ndarray::{Array1, ArrayRef1, Zip};
 
-use super::{check_not_empty, merge_chunk, ridge_penalty};
+use super::{batch_mean_loss, check_not_empty, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::kernels::{add_row, dot, dot_and_add};
 use crate::objective::Objective;
-use crate::parallel::{accumulate_chunks, sum_chunks};
+use crate::parallel::accumulate_chunks;
 use crate::stats::GradStats;
 
 /// The loss `φ(z, y)` of a linear model as a function of the prediction `z = x·w`.
@@ -115,7 +115,8 @@ impl ScalarLoss for HuberLoss {
 pub struct Linear<F, L> {
     features: Features<F>,
     targets: Array1<F>,
-    row_norms_sq: Array1<F>,
+    /// `‖x_i‖²`, in `f64` (an `f32` rounding here would swamp the spread near an optimum).
+    row_norms_sq: Array1<f64>,
     lambda: F,
     loss: L,
 }
@@ -225,7 +226,7 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
             }
             other => other.clone(),
         };
-        let row_norms_sq = features.row_norms_sq();
+        let row_norms_sq = features.row_norms_sq_wide();
         Ok(Linear {
             features,
             targets,
@@ -259,14 +260,16 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
 }
 
 impl<F: Float, L: ScalarLoss> Linear<F, L> {
-    /// `(Σ φ'_i²‖x_i‖², Σ φ_i)` of the rows `chunk`, adding `Σ φ'_i x_i` to `sum`.
-    fn any_chunk(&self, w: &ArrayRef1<F>, chunk: &[usize], sum: &mut Array1<F>) -> (F, f64) {
-        let (mut sq, mut loss) = (F::zero(), 0.0);
+    /// `(Σ φ'_i²‖x_i‖², Σ φ_i)` of the rows `chunk`, adding `Σ φ'_i x_i` to `sum` (all in
+    /// `f64`).
+    fn any_chunk(&self, w: &ArrayRef1<F>, chunk: &[usize], sum: &mut Array1<f64>) -> (f64, f64) {
+        let (mut sq, mut loss) = (0.0, 0.0);
         for &i in chunk {
             let (value, slope) = self
                 .loss
                 .value_and_derivative(self.features.row_dot(i, w), self.targets[i]);
-            self.features.add_row_to(i, slope, sum);
+            let slope = slope.as_f64();
+            self.features.add_row_to_wide(i, slope, sum);
             sq += slope * slope * self.row_norms_sq[i];
             loss += value.as_f64();
         }
@@ -276,17 +279,18 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
     /// As [`any_chunk`](Self::any_chunk) on dense rows stored contiguously in `x`: each row is
     /// read from memory once, in a sweep that computes its dot product and adds the previous
     /// row (still in cache) to `sum`.
-    fn dense_chunk(&self, x: &[F], w: &[F], chunk: &[usize], sum: &mut [F]) -> (F, f64) {
+    fn dense_chunk(&self, x: &[F], w: &[F], chunk: &[usize], sum: &mut [f64]) -> (f64, f64) {
         let d = w.len();
         let row = |i: usize| &x[i * d..(i + 1) * d];
-        let (mut sq, mut loss) = (F::zero(), 0.0);
-        let mut pending: Option<(usize, F)> = None;
+        let (mut sq, mut loss) = (0.0, 0.0);
+        let mut pending: Option<(usize, f64)> = None;
         for &i in chunk {
             let z = match pending {
                 Some((p, slope)) => dot_and_add(row(i), w, sum, row(p), slope),
                 None => dot(row(i), w),
             };
             let (value, slope) = self.loss.value_and_derivative(z, self.targets[i]);
+            let slope = slope.as_f64();
             sq += slope * slope * self.row_norms_sq[i];
             loss += value.as_f64();
             pending = Some((i, slope));
@@ -295,6 +299,18 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
             add_row(sum, row(p), slope);
         }
         (sq, loss)
+    }
+
+    /// The data-loss sum `Σ φ(x_i·w, y_i)` of the rows `chunk`.
+    fn chunk_data_loss(&self, w: &ArrayRef1<F>, chunk: &[usize]) -> f64 {
+        chunk
+            .iter()
+            .map(|&i| {
+                self.loss
+                    .value(self.features.row_dot(i, w), self.targets[i])
+                    .as_f64()
+            })
+            .sum()
     }
 }
 
@@ -328,21 +344,12 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
         value + ridge_penalty(self.lambda, w)
     }
 
+    /// Summed in `f64` chunk by chunk, exactly as [`batch_gradient`](Self::batch_gradient)
+    /// sums the losses it reports: the same batch at the same point has the same loss either way.
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
-        if batch.is_empty() {
-            return F::zero();
-        }
-        let sum = sum_chunks(batch, |chunk| {
-            chunk
-                .iter()
-                .map(|&i| {
-                    self.loss
-                        .value(self.features.row_dot(i, w), self.targets[i])
-                        .as_f64()
-                })
-                .sum()
-        });
-        F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
+        batch_mean_loss(batch, w, self.lambda, |chunk| {
+            self.chunk_data_loss(w, chunk)
+        })
     }
 
     /// One read of each row: `z_i = x_i·w`, then `Σ φ'_i x_i`, `Σ φ'_i²‖x_i‖²` and `Σ φ_i` per
@@ -354,7 +361,7 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
             _ => None,
         };
         accumulate_chunks(batch, stats, |chunk, part| {
-            let mut sum = Array1::<F>::zeros(w.len());
+            let mut sum = Array1::<f64>::zeros(w.len());
             let (sq, loss) = match (dense, sum.as_slice_mut()) {
                 (Some((x, w)), Some(sum)) => self.dense_chunk(x, w, chunk, sum),
                 _ => self.any_chunk(w, chunk, &mut sum),

@@ -4,12 +4,12 @@ use ndarray::{Array1, Array2, ArrayRef1, ArrayView2, ArrayViewMut2, Axis, Zip, s
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
-use super::{class_labels, merge_chunk, ridge_penalty};
+use super::{batch_mean_loss, class_labels, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
-use crate::parallel::{CHUNK, accumulate_chunks, sum_chunks};
+use crate::parallel::{CHUNK, accumulate_chunks};
 use crate::stats::GradStats;
 
 /// The hidden layers' nonlinearity.
@@ -50,7 +50,7 @@ pub enum Activation {
 pub struct Mlp<F = f64> {
     features: Features<F>,
     labels: Vec<usize>,
-    row_norms_sq: Array1<F>,
+    row_norms_sq: Array1<f64>,
     /// (n_in, n_out) of each layer, the output layer last.
     layers: Vec<(usize, usize)>,
     activation: Activation,
@@ -95,7 +95,7 @@ impl<F: Float> Mlp<F> {
         widths.push(n_classes);
         let layers = widths.windows(2).map(|w| (w[0], w[1])).collect();
         let features = data.features().clone();
-        let row_norms_sq = features.row_norms_sq();
+        let row_norms_sq = features.row_norms_sq_wide();
         Ok(Mlp {
             features,
             labels,
@@ -203,21 +203,12 @@ impl<F: Float> Mlp<F> {
         }
     }
 
-    /// Loss sum, `Σ‖∇f_i − λw‖²` and (if asked) the data part of the gradient sum over `rows`.
-    fn forward_backward(
-        &self,
-        w: &ArrayRef1<F>,
-        rows: &[usize],
-        mut grad_sum: Option<&mut ArrayRef1<F>>,
-    ) -> (f64, F) {
-        let zs = self.forward(w, rows);
-        let n_layers = self.layers.len();
-        let m = rows.len();
-        // Output: δ_L = p − e_y, and the loss.
-        let mut delta = zs[n_layers - 1].clone();
+    /// Turns the logits of `rows` into the output error `δ_L = p − e_y` in place; returns the
+    /// loss sum.
+    fn output_error(&self, logits: &mut Array2<F>, rows: &[usize]) -> f64 {
         let mut loss = 0.0;
         for (r, &i) in rows.iter().enumerate() {
-            let mut row = delta.row_mut(r);
+            let mut row = logits.row_mut(r);
             let max = row.iter().fold(F::neg_infinity(), |a, &v| a.max(v));
             let lse = max + row.iter().map(|&v| (v - max).exp()).sum::<F>().ln();
             let y = self.labels[i];
@@ -225,43 +216,74 @@ impl<F: Float> Mlp<F> {
             row.mapv_inplace(|v| (v - lse).exp());
             row[y] -= F::one();
         }
-        let mut sq_per_row = Array1::<F>::zeros(m);
+        loss
+    }
+
+    /// The loss sum over `rows`: the forward pass only.
+    fn forward_loss(&self, w: &ArrayRef1<F>, rows: &[usize]) -> f64 {
+        let mut zs = self.forward(w, rows);
+        let logits = zs.last_mut().expect("at least one layer");
+        self.output_error(logits, rows)
+    }
+
+    /// Loss sum, `Σ‖∇f_i − λw‖²` and (if asked) the data part of the gradient sum over `rows`,
+    /// added to `grad_sum`; sums and norms in `f64`.
+    fn forward_backward(
+        &self,
+        w: &ArrayRef1<F>,
+        rows: &[usize],
+        mut grad_sum: Option<&mut ArrayRef1<f64>>,
+    ) -> (f64, f64) {
+        let zs = self.forward(w, rows);
+        let n_layers = self.layers.len();
+        let m = rows.len();
+        // Output: δ_L = p − e_y, and the loss.
+        let mut delta = zs[n_layers - 1].clone();
+        let loss = self.output_error(&mut delta, rows);
+        let mut sq_per_row = Array1::<f64>::zeros(m);
         let off = offsets(&self.layers);
         for l in (0..n_layers).rev() {
             let (n_in, n_out) = self.layers[l];
-            let delta_sq = delta.map_axis(Axis(1), |r| r.dot(&r));
+            let delta_sq = delta.map_axis(Axis(1), |r| F::wide_dot(&r, &r));
             // The layer's input a_{l−1} (the data rows for the first layer).
             let input = (l > 0).then(|| self.activate(&zs[l - 1]));
-            let input_sq: Array1<F> = match &input {
-                Some(a) => a.map_axis(Axis(1), |r| r.dot(&r)),
+            let input_sq: Array1<f64> = match &input {
+                Some(a) => a.map_axis(Axis(1), |r| F::wide_dot(&r, &r)),
                 None => rows.iter().map(|&i| self.row_norms_sq[i]).collect(),
             };
             Zip::from(&mut sq_per_row)
                 .and(&delta_sq)
                 .and(&input_sq)
-                .for_each(|s, &d, &a| *s += d * (a + F::one()));
+                .for_each(|s, &d, &a| *s += d * (a + 1.0));
             if let Some(g) = grad_sum.as_deref_mut() {
-                let mut gw: ArrayViewMut2<'_, F> = g
+                let mut gw: ArrayViewMut2<'_, f64> = g
                     .slice_mut(s![off[l]..off[l] + n_in * n_out])
                     .into_shape_with_order((n_out, n_in))
                     .expect("contiguous gradient slice");
+                let delta_t = F::widen2(delta.t());
                 match &input {
-                    Some(a) => gw += &delta.t().dot(a),
+                    Some(a) => gw += &delta_t.dot(&F::widen2(a.view())),
                     None => match &self.features {
-                        Features::Dense(x) => gw += &delta.t().dot(&x.select(Axis(0), rows)),
+                        Features::Dense(x) => {
+                            let x = x.select(Axis(0), rows);
+                            gw += &delta_t.dot(&F::widen2(x.view()));
+                        }
                         Features::Sparse(x) => {
                             for (r, &i) in rows.iter().enumerate() {
                                 let (cols, vals) = x.row(i);
                                 let d = delta.row(r);
                                 for (&c, &v) in cols.iter().zip(vals) {
-                                    gw.column_mut(c).scaled_add(v, &d);
+                                    let v = v.as_f64();
+                                    Zip::from(gw.column_mut(c))
+                                        .and(&d)
+                                        .for_each(|g, &e| *g += v * e.as_f64());
                                 }
                             }
                         }
                     },
                 }
                 let mut gb = g.slice_mut(s![off[l] + n_in * n_out..off[l + 1]]);
-                gb += &delta.sum_axis(Axis(0));
+                gb += &F::widen2(delta.view()).sum_axis(Axis(0));
             }
             if l > 0 {
                 // δ_{l−1} = (δ_l W_l) ⊙ act'(z_{l−1}).
@@ -295,7 +317,7 @@ impl<F: Float> Objective<F> for Mlp<F> {
     }
 
     fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
-        F::lit(self.forward_backward(w, &[i], None).0) + ridge_penalty(self.lambda, w)
+        F::lit(self.forward_loss(w, &[i])) + ridge_penalty(self.lambda, w)
     }
 
     fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
@@ -303,27 +325,27 @@ impl<F: Float> Objective<F> for Mlp<F> {
     }
 
     fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
+        let mut data = Array1::<f64>::zeros(w.len());
+        let (loss, _) = self.forward_backward(w, &[i], Some(&mut data));
         Zip::from(&mut *grad)
             .and(w)
-            .for_each(|g, &w| *g = self.lambda * w);
-        let (loss, _) = self.forward_backward(w, &[i], Some(grad));
+            .and(&data)
+            .for_each(|g, &w, &d| *g = self.lambda * w + F::lit(d));
         F::lit(loss) + ridge_penalty(self.lambda, w)
     }
 
+    /// The forward pass only, summed in `f64` chunk by chunk exactly as
+    /// [`batch_gradient`](Self::batch_gradient) sums the losses it reports.
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
-        if batch.is_empty() {
-            return F::zero();
-        }
-        let sum = sum_chunks(batch, |chunk| self.forward_backward(w, chunk, None).0);
-        F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
+        batch_mean_loss(batch, w, self.lambda, |chunk| self.forward_loss(w, chunk))
     }
 
     /// Forward and backward passes over chunks of 256 samples; per-example gradient norms from
-    /// activations and back-propagated errors (see the type's docs); chunks in parallel with
-    /// the `rayon` feature ([`parallel`](crate::parallel)).
+    /// activations and back-propagated errors (see the type's docs), sums in `f64`; chunks in
+    /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         accumulate_chunks(batch, stats, |chunk, part| {
-            let mut sum = Array1::<F>::zeros(w.len());
+            let mut sum = Array1::<f64>::zeros(w.len());
             let (loss, sq) = self.forward_backward(w, chunk, Some(&mut sum));
             merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
         });

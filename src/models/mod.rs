@@ -81,21 +81,59 @@ pub(crate) fn class_labels<F: Float>(data: &Dataset<F>, n_classes: usize) -> Res
 
 /// Merges a chunk of `count` samples whose per-sample gradients are `d_i + λw`, given
 /// `Σ d_i` (in `sum`, which is overwritten), `Σ‖d_i‖²` and the sum of the data losses
-/// `Σ f_i − (λ/2)‖w‖²`. The shift `λw` moves the mean but not the spread.
+/// `Σ f_i − (λ/2)‖w‖²`, all accumulated in `f64`. The shift `λw` moves the mean but not the
+/// spread.
 pub(crate) fn merge_chunk<F: Float>(
     stats: &mut GradStats<F>,
     count: usize,
-    sum: &mut Array1<F>,
-    sq_norm_sum: F,
+    sum: &mut Array1<f64>,
+    sq_norm_sum: f64,
     data_loss_sum: f64,
     lambda: F,
     w: &ArrayRef1<F>,
 ) {
-    let m = F::from_count(count);
-    let m2 = (sq_norm_sum - sum.dot(sum) / m).max(F::zero());
+    let m = count as f64;
+    let m2 = (sq_norm_sum - sum.dot(sum) / m).max(0.0);
+    let lambda = lambda.as_f64();
     Zip::from(&mut *sum)
         .and(w)
-        .for_each(|s, &w| *s = *s / m + lambda * w);
-    let penalty = ridge_penalty(lambda, w).as_f64();
-    stats.merge_parts(count, sum, m2, Some(data_loss_sum + penalty * count as f64));
+        .for_each(|s, &w| *s = *s / m + lambda * w.as_f64());
+    stats.merge_parts(
+        count,
+        sum,
+        m2,
+        Some(chunk_loss(data_loss_sum, count, w, lambda)),
+    );
+}
+
+/// The loss sum of a chunk of `count` samples, `Σ f_i = data_loss_sum + count·(λ/2)‖w‖²`: the
+/// one formula behind both a chunk's statistics and a batch loss, so that the loss of a batch
+/// is the same number whichever of the two computed it.
+pub(crate) fn chunk_loss<F: Float>(
+    data_loss_sum: f64,
+    count: usize,
+    w: &ArrayRef1<F>,
+    lambda: f64,
+) -> f64 {
+    let penalty = 0.5 * lambda * F::wide_dot(w, w);
+    data_loss_sum + penalty * count as f64
+}
+
+/// The mean loss of `batch` from per-chunk data-loss sums, added along the same tree and with
+/// the same per-chunk penalty as [`merge_chunk`]: bit for bit the loss that the batch's
+/// statistics report at the same point.
+pub(crate) fn batch_mean_loss<F: Float>(
+    batch: &[usize],
+    w: &ArrayRef1<F>,
+    lambda: F,
+    chunk_data_loss: impl Fn(&[usize]) -> f64 + Sync,
+) -> F {
+    if batch.is_empty() {
+        return F::zero();
+    }
+    let lambda = lambda.as_f64();
+    let sum = crate::parallel::sum_chunks(batch, |chunk| {
+        chunk_loss(chunk_data_loss(chunk), chunk.len(), w, lambda)
+    });
+    F::lit(sum / batch.len() as f64)
 }

@@ -2,12 +2,12 @@
 
 use ndarray::{Array1, ArrayRef1, Zip, s};
 
-use super::{class_labels, merge_chunk, ridge_penalty};
+use super::{batch_mean_loss, class_labels, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
-use crate::parallel::{accumulate_chunks, sum_chunks};
+use crate::parallel::accumulate_chunks;
 use crate::stats::GradStats;
 
 /// Softmax (multinomial logistic) regression with K classes and one weight vector per class
@@ -36,7 +36,7 @@ use crate::stats::GradStats;
 pub struct Softmax<F = f64> {
     features: Features<F>,
     labels: Vec<usize>,
-    row_norms_sq: Array1<F>,
+    row_norms_sq: Array1<f64>,
     n_classes: usize,
     lambda: F,
 }
@@ -53,7 +53,7 @@ impl<F: Float> Softmax<F> {
         check::non_negative("lambda", lambda)?;
         let labels = class_labels(&data, n_classes)?;
         let features = data.features().clone();
-        let row_norms_sq = features.row_norms_sq();
+        let row_norms_sq = features.row_norms_sq_wide();
         Ok(Softmax {
             features,
             labels,
@@ -102,18 +102,19 @@ impl<F: Float> Softmax<F> {
     }
 
     /// Turns the logits into the residual `p − e_y` in place; returns the loss
-    /// `logsumexp(z) − z_y` and `‖p − e_y‖²`.
+    /// `logsumexp(z) − z_y` and `‖p − e_y‖²` (in `f64`).
     #[inline]
-    fn residual(z: &mut [F], y: usize) -> (F, F) {
+    fn residual(z: &mut [F], y: usize) -> (F, f64) {
         let max = z.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
         let sum: F = z.iter().map(|&v| (v - max).exp()).sum();
         let lse = max + sum.ln();
         let loss = lse - z[y];
-        let mut norm = F::zero();
+        let mut norm = 0.0;
         for (k, v) in z.iter_mut().enumerate() {
             let p = (*v - lse).exp();
             *v = if k == y { p - F::one() } else { p };
-            norm += *v * *v;
+            let c = v.as_f64();
+            norm += c * c;
         }
         (loss, norm)
     }
@@ -153,11 +154,10 @@ impl<F: Float> Objective<F> for Softmax<F> {
         loss + ridge_penalty(self.lambda, w)
     }
 
+    /// Summed in `f64` chunk by chunk, exactly as [`batch_gradient`](Self::batch_gradient)
+    /// sums the losses it reports.
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
-        if batch.is_empty() {
-            return F::zero();
-        }
-        let sum = sum_chunks(batch, |chunk| {
+        batch_mean_loss(batch, w, self.lambda, |chunk| {
             let mut z = vec![F::zero(); self.n_classes];
             chunk
                 .iter()
@@ -166,25 +166,27 @@ impl<F: Float> Objective<F> for Softmax<F> {
                     Self::residual(&mut z, self.labels[i]).0.as_f64()
                 })
                 .sum()
-        });
-        F::lit(sum / batch.len() as f64) + ridge_penalty(self.lambda, w)
+        })
     }
 
     /// One pass over the rows per chunk: logits, the residual `c = p − e_y`, then
-    /// `Σ c ⊗ x_i` and `Σ ‖c‖²‖x_i‖²`, merged exactly into `stats`; chunks in parallel with
-    /// the `rayon` feature ([`parallel`](crate::parallel)).
+    /// `Σ c ⊗ x_i` and `Σ ‖c‖²‖x_i‖²` (in `f64`), merged exactly into `stats`; chunks in
+    /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         let d = self.n_features();
         accumulate_chunks(batch, stats, |chunk, part| {
-            let mut sum = Array1::<F>::zeros(w.len());
+            let mut sum = Array1::<f64>::zeros(w.len());
             let mut z = vec![F::zero(); self.n_classes];
-            let (mut sq, mut loss) = (F::zero(), 0.0);
+            let (mut sq, mut loss) = (0.0, 0.0);
             for &i in chunk {
                 self.logits(w, i, &mut z);
                 let (value, norm) = Self::residual(&mut z, self.labels[i]);
                 for (k, &c) in z.iter().enumerate() {
-                    self.features
-                        .add_row_to(i, c, &mut sum.slice_mut(s![k * d..(k + 1) * d]));
+                    self.features.add_row_to_wide(
+                        i,
+                        c.as_f64(),
+                        &mut sum.slice_mut(s![k * d..(k + 1) * d]),
+                    );
                 }
                 sq += norm * self.row_norms_sq[i];
                 loss += value.as_f64();

@@ -43,8 +43,8 @@ pub struct BarzilaiBorwein<F = f64> {
     smoothing: bool,
     search: LineSearch,
     alpha: f64,
-    /// The previous iterate and the batch gradient there.
-    prev: Option<(Array1<F>, Array1<F>)>,
+    /// The previous iterate and the batch gradient there (in `f64`).
+    prev: Option<(Array1<F>, Array1<f64>)>,
     prev_stats: Option<GradStats<F>>,
 }
 
@@ -97,9 +97,9 @@ impl<F: Float> BarzilaiBorwein<F> {
         let Some((prev_w, prev_g)) = self.prev.as_ref() else {
             return Ok(None);
         };
-        let (mut ss, mut sy) = (F::zero(), F::zero());
-        let mut accumulate = |w: &F, wp: &F, g: &F, gp: &F| {
-            let s = *w - *wp;
+        let (mut ss, mut sy) = (0.0, 0.0);
+        let mut accumulate = |w: &F, wp: &F, g: &f64, gp: &f64| {
+            let s = (*w - *wp).as_f64();
             ss += s * s;
             sy += s * (*g - *gp);
         };
@@ -125,17 +125,17 @@ impl<F: Float> BarzilaiBorwein<F> {
                 }
                 Zip::from(ctx.w())
                     .and(prev_w)
-                    .and(ctx.gradient())
+                    .and(ctx.stats().mean())
                     .and(prev_stats.mean())
                     .for_each(&mut accumulate);
             }
         }
-        let nu = (sy / ss).as_f64();
-        if ss <= F::zero() || !nu.is_finite() || nu <= 0.0 {
+        let nu = sy / ss;
+        if ss <= 0.0 || !nu.is_finite() || nu <= 0.0 {
             return Ok(None);
         }
-        let g2 = ctx.gradient().dot(ctx.gradient()).as_f64();
-        let factor = (1.0 - ctx.noise().as_f64() / g2).max(0.0);
+        let g2 = ctx.stats().grad_norm_sq();
+        let factor = (1.0 - ctx.noise() / g2).max(0.0);
         Ok(Some(factor / nu))
     }
 }
@@ -171,9 +171,9 @@ impl<F: Float> StepRule<F> for BarzilaiBorwein<F> {
         match self.prev.as_mut() {
             Some((w, g)) => {
                 w.assign(ctx.w());
-                g.assign(ctx.gradient());
+                g.assign(ctx.stats().mean());
             }
-            None => self.prev = Some((ctx.w().clone(), ctx.gradient().clone())),
+            None => self.prev = Some((ctx.w().clone(), ctx.stats().mean().clone())),
         }
         Ok(step)
     }

@@ -118,7 +118,7 @@ impl Lbfgs {
         };
         // The gradient, at the current iterate, of the samples the previous gradient used.
         let now: Array1<f64> = match ctx.previous_batch_stats() {
-            Some(stats) => stats.mean().mapv(F::as_f64),
+            Some(stats) => stats.mean().clone(),
             None => {
                 // Fresh batches: the current batch at the previous iterate instead.
                 let point = prev_w.mapv(F::lit);
@@ -131,7 +131,7 @@ impl Lbfgs {
                         last_iterate: Vec::new(),
                     });
                 }
-                let y = ctx.gradient().mapv(F::as_f64) - at_prev.mean().mapv(F::as_f64);
+                let y = ctx.stats().mean() - at_prev.mean();
                 self.push(ctx.w().mapv(F::as_f64) - prev_w, y);
                 return Ok(());
             }
@@ -197,7 +197,7 @@ impl<F: Float> StepRule<F> for Lbfgs {
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>> {
         self.update_memory(ctx)?;
-        let g = ctx.gradient().mapv(F::as_f64);
+        let g = ctx.stats().mean().clone();
         let d = self.direction(&g);
         let slope = g.dot(&d);
         let quasi_newton = !self.pairs.is_empty()

@@ -131,8 +131,9 @@ pub struct StepContext<'a, F: Float, O: ?Sized> {
     pub(crate) w: &'a Array1<F>,
     pub(crate) batch: &'a [usize],
     pub(crate) stats: &'a GradStats<F>,
+    pub(crate) gradient: &'a Array1<F>,
     pub(crate) loss: F,
-    pub(crate) noise: F,
+    pub(crate) noise: f64,
     pub(crate) batch_grew: bool,
     pub(crate) previous_batch: Option<&'a GradStats<F>>,
     pub(crate) iteration: usize,
@@ -165,16 +166,17 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     pub fn stats(&self) -> &GradStats<F> {
         self.stats
     }
-    /// The batch gradient `g_B(w)`.
+    /// The batch gradient `g_B(w)`, rounded to `F` (the statistics keep it in `f64`:
+    /// [`GradStats::mean`]).
     pub fn gradient(&self) -> &Array1<F> {
-        self.stats.mean()
+        self.gradient
     }
     /// The batch loss `ℓ_B(w)`.
     pub fn loss(&self) -> F {
         self.loss
     }
     /// The estimated squared error of the batch gradient, `φ V_B / n` (zero for a full batch).
-    pub fn noise(&self) -> F {
+    pub fn noise(&self) -> f64 {
         self.noise
     }
     /// Whether the batch grew during this iteration.
@@ -210,7 +212,7 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     }
     /// The directional derivative `g_B·d` of the batch loss along the direction.
     pub fn slope(&self) -> F {
-        self.stats.mean().dot(&*self.direction)
+        self.gradient.dot(&*self.direction)
     }
 
     /// The batch loss `ℓ_B(w + alpha·d)`; counts `|B|` loss evaluations.
