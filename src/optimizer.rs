@@ -57,7 +57,8 @@ pub struct StopRule {
     /// Stop when `‖g_B‖² ≤ relative_tolerance · ‖g_{B_0}‖²`, relative to the first batch.
     /// Default 0 (off).
     pub relative_tolerance: f64,
-    /// Stop before an iteration once `grad_evals ≥ max_epochs · N`. Default 100.
+    /// A hard budget of `⌊max_epochs · N⌋` per-sample gradient evaluations: growth is capped
+    /// by what is left, and an iteration that cannot fit is not started. Default 100.
     pub max_epochs: f64,
     /// Stop after this many iterations. Default 100 000.
     pub max_iterations: usize,
@@ -82,6 +83,16 @@ impl StopRule {
         check::nonzero_count("max_iterations", self.max_iterations)
     }
 
+    /// The most per-sample gradient evaluations a run may make, `⌊max_epochs · N⌋`.
+    pub fn grad_limit(&self, n_samples: usize) -> u64 {
+        let limit = (self.max_epochs * n_samples as f64).floor();
+        if limit >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            limit as u64
+        }
+    }
+
     /// Whether `g2 = ‖g_B‖²` of a passing batch is small enough to stop.
     fn converged(&self, g2: f64, g2_first: f64) -> bool {
         g2 <= self.tolerance || g2 <= self.relative_tolerance * g2_first
@@ -104,14 +115,19 @@ pub struct RunState<F> {
     rng: Xoshiro256PlusPlus,
     sampler: Sampler,
     stats: GradStats<F>,
-    /// Persistent mode: the statistics of the batch the iteration started with, kept when the
-    /// batch grows (the previous iteration's batch at the new iterate).
+    /// Whether `stats` hold the statistics of the first `stats.count()` samples of the batch
+    /// at the current iterate: after a batch is drawn, after a step onto a trial point whose
+    /// statistics the line search computed, and after a step that left the iterate unchanged.
+    /// A persistent batch then evaluates only the samples it does not have yet.
+    stats_valid: bool,
+    /// Whether the batch was grown after a step that left the iterate unchanged (which would
+    /// otherwise repeat itself on the same batch).
+    forced_growth: bool,
+    /// Persistent mode: the statistics of the previous iteration's batch at the current
+    /// iterate, kept when the batch grows.
     start_stats: GradStats<F>,
-    /// Persistent mode: the statistics of the batch at the accepted trial point of the last
-    /// line search, which is the current iterate when `trial_kept` (the next iteration starts
-    /// from them instead of evaluating the batch again).
+    /// Persistent mode: where a line search leaves the statistics of its trial point.
     trial_stats: GradStats<F>,
-    trial_kept: bool,
     /// The batch gradient rounded to `F`.
     gradient: Array1<F>,
     direction: Array1<F>,
@@ -133,9 +149,10 @@ impl<F: Float> RunState<F> {
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
             sampler: Sampler::new(n_samples),
             stats: GradStats::new(dim),
+            stats_valid: false,
+            forced_growth: false,
             start_stats: GradStats::new(dim),
             trial_stats: GradStats::new(dim),
-            trial_kept: false,
             gradient: Array1::zeros(dim),
             direction: Array1::zeros(dim),
             next: Array1::zeros(dim),
@@ -164,6 +181,11 @@ impl<F: Float> RunState<F> {
     pub fn epochs(&self) -> f64 {
         self.grad_evals as f64 / self.n_samples as f64
     }
+    /// Passes over the data so far, gradient and loss evaluations alike:
+    /// `(grad_evals + loss_evals) / N`.
+    pub fn data_passes(&self) -> f64 {
+        (self.grad_evals + self.loss_evals) as f64 / self.n_samples as f64
+    }
     /// The batch size the next iteration starts from.
     pub fn batch_size(&self) -> usize {
         self.batch_size
@@ -190,6 +212,9 @@ pub enum Outcome<F> {
     /// The batch held every sample and the step left the iterate unchanged in floating point:
     /// every further iteration would repeat it.
     Stalled,
+    /// The budget of gradient evaluations cannot pay for the batch this iteration needs (to
+    /// draw it, or to grow it until it passes the test); no step was taken.
+    OutOfBudget,
 }
 
 /// An optimizer that draws big batches and steps on them; the loop is written once, in the
@@ -292,17 +317,18 @@ pub trait BigBatchOptimizer<F: Float> {
             });
         }
         let stop_rule = *self.stop_rule();
-        let epoch_budget = stop_rule.max_epochs * run.n_samples as f64;
+        let grad_limit = stop_rule.grad_limit(run.n_samples);
         let stop = loop {
             if run.iteration >= stop_rule.max_iterations {
                 break StopReason::IterationBudget;
             }
-            if run.grad_evals as f64 >= epoch_budget {
+            if run.grad_evals >= grad_limit {
                 break StopReason::EpochBudget;
             }
             match self.iterate(objective, &mut run) {
                 Ok(Outcome::Converged) => break StopReason::GradientTolerance,
                 Ok(Outcome::Stalled) => break StopReason::NoProgress,
+                Ok(Outcome::OutOfBudget) => break StopReason::EpochBudget,
                 Ok(Outcome::Stepped(record)) => {
                     let view = IterView {
                         record: &record,
@@ -319,14 +345,11 @@ pub trait BigBatchOptimizer<F: Float> {
             }
         };
         // Statistics of every sample at the final iterate may be known already: those of a
-        // full batch that converged (or stalled) there, or those kept from the accepted first
-        // trial of a full-batch line search. Otherwise the loss costs one pass.
-        let known = match stop {
-            StopReason::GradientTolerance | StopReason::NoProgress => Some(&run.stats),
-            _ => run.trial_kept.then_some(&run.trial_stats),
-        }
-        .filter(|stats| stats.count() == run.n_samples)
-        .and_then(GradStats::loss);
+        // full batch drawn there, or those kept from the accepted first trial of a full-batch
+        // line search. Otherwise the loss costs one pass.
+        let known = Some(&run.stats)
+            .filter(|stats| run.stats_valid && stats.count() == run.n_samples)
+            .and_then(GradStats::loss);
         let loss = match known {
             Some(loss) => loss,
             None => {
@@ -345,6 +368,7 @@ pub trait BigBatchOptimizer<F: Float> {
         }
         Ok(Report {
             epochs: run.epochs(),
+            data_passes: run.data_passes(),
             loss,
             iterations: run.iteration,
             grad_evals: run.grad_evals,
@@ -562,7 +586,13 @@ impl<S> BigBatchSgdBuilder<S> {
         self
     }
     /// The budget in epochs, per-sample gradient evaluations / N (> 0; may be infinite).
-    /// Checked before each iteration, so the last one may overshoot by one batch. Default 100.
+    ///
+    /// A hard limit: a run never evaluates more than `⌊max_epochs · N⌋` per-sample gradients.
+    /// The last growth of a batch is capped by what is left, an iteration whose batch the budget
+    /// cannot pay for is not started, and a step rule's extra gradients (kept trial statistics,
+    /// curvature pairs on fresh batches) are skipped when they would not fit. Loss evaluations
+    /// (line-search trials, the final loss) are counted separately and are not part of the
+    /// budget: [`Report::data_passes`] counts both. Default 100.
     pub fn max_epochs(mut self, epochs: f64) -> Self {
         self.inner.stop.max_epochs = epochs;
         self
@@ -671,6 +701,243 @@ fn accumulate<F: Float, O: Objective<F> + ?Sized>(
     Ok(())
 }
 
+/// What drawing and growing one iteration's batch did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Drawn {
+    /// Growth rounds after the test failed.
+    growth_rounds: usize,
+    /// Whether the batch is larger than the previous iteration's (growth of any kind).
+    grew: bool,
+    /// Persistent batches: whether `start_stats` hold the previous batch at the current
+    /// iterate (otherwise `stats` do).
+    previous_kept: bool,
+    /// Whether the batch loss in `stats` came from one evaluation of the whole batch, so that
+    /// it is the very number `Objective::batch_loss` gives for the bundled models.
+    one_pass: bool,
+}
+
+impl<S> BigBatchSgd<S> {
+    /// Draws the batch of this iteration at the current iterate (a fresh draw, or the
+    /// persistent prefix, evaluating only the samples whose statistics at `w` are not known);
+    /// `None` if the budget cannot pay for it.
+    fn draw<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+        limit: u64,
+    ) -> Result<Option<Drawn>> {
+        let size = run.batch_size;
+        let remaining = limit.saturating_sub(run.grad_evals);
+        let mut drawn = Drawn {
+            grew: std::mem::take(&mut run.forced_growth),
+            one_pass: true,
+            ..Drawn::default()
+        };
+        if self.batch_mode == BatchMode::Persistent {
+            let known = if run.stats_valid {
+                run.stats.count().min(size)
+            } else {
+                0
+            };
+            if (size - known) as u64 > remaining {
+                return Ok(None);
+            }
+            if known == 0 {
+                run.stats.reset();
+            }
+            run.sampler.prefix(known);
+            let new = run.sampler.prefix(size);
+            if !new.is_empty() {
+                if known > 0 {
+                    // The batch grew after a step that left `w` unchanged: keep the previous
+                    // batch's statistics, and evaluate only the new samples.
+                    run.start_stats.clone_from(&run.stats);
+                    drawn.previous_kept = true;
+                    drawn.one_pass = false;
+                }
+                accumulate(objective, &run.w, new, &mut run.stats, &mut run.grad_evals)?;
+            }
+        } else {
+            if size as u64 > remaining {
+                return Ok(None);
+            }
+            run.stats.reset();
+            let batch = run.sampler.draw(size, &mut run.rng);
+            accumulate(
+                objective,
+                &run.w,
+                batch,
+                &mut run.stats,
+                &mut run.grad_evals,
+            )?;
+        }
+        run.stats_valid = true;
+        check_stats(&run.stats, run.iteration)?;
+        Ok(Some(drawn))
+    }
+
+    /// Grows the batch at the same iterate until it passes the test (only new samples are
+    /// evaluated), within the budget; `false` if the budget runs out first.
+    fn grow<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+        limit: u64,
+        drawn: &mut Drawn,
+    ) -> Result<bool> {
+        let n_total = run.n_samples;
+        let persistent = self.batch_mode == BatchMode::Persistent;
+        while run.batch_size < n_total && !self.test.passes(&run.stats, n_total) {
+            let mut next = grown_size(run.batch_size, self.growth, n_total);
+            if self.growth_rule == GrowthRule::ToRequired {
+                next = next
+                    .max(self.test.required_size(&run.stats, n_total))
+                    .min(n_total);
+            }
+            // The budget caps the growth: the batch takes what is left of it.
+            let remaining = limit.saturating_sub(run.grad_evals);
+            let affordable = run
+                .batch_size
+                .saturating_add(usize::try_from(remaining).unwrap_or(usize::MAX));
+            next = next.min(affordable);
+            if next <= run.batch_size {
+                return Ok(false);
+            }
+            if persistent && !drawn.previous_kept {
+                run.start_stats.clone_from(&run.stats);
+                drawn.previous_kept = true;
+            }
+            run.batch_size = next;
+            let new = if persistent {
+                run.sampler.prefix(next)
+            } else {
+                run.sampler.extend(next, &mut run.rng)
+            };
+            accumulate(objective, &run.w, new, &mut run.stats, &mut run.grad_evals)?;
+            check_stats(&run.stats, run.iteration)?;
+            drawn.growth_rounds += 1;
+            drawn.grew = true;
+            drawn.one_pass = false;
+        }
+        Ok(true)
+    }
+
+    /// Asks the step rule for a step on the batch that passed, applies it, and records it. A
+    /// step that leaves `w` unchanged grows the batch for the next iteration (it would
+    /// otherwise repeat itself), or ends the run at the full batch.
+    fn take_step<F: Float, O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        run: &mut RunState<F>,
+        limit: u64,
+        drawn: &Drawn,
+    ) -> Result<Outcome<F>>
+    where
+        S: StepRule<F>,
+    {
+        let n_total = run.n_samples;
+        let it = run.iteration;
+        let persistent = self.batch_mode == BatchMode::Persistent;
+        let batch = run.sampler.batch();
+        let (loss, one_pass) = match run.stats.loss() {
+            Some(loss) => (loss, drawn.one_pass),
+            None => {
+                run.loss_evals += batch.len() as u64;
+                (objective.batch_loss(&run.w, batch), true)
+            }
+        };
+        if !loss.is_finite() {
+            return Err(non_finite("loss", it));
+        }
+        run.last_good.assign(&run.w);
+        Zip::from(&mut run.gradient)
+            .and(&mut run.direction)
+            .and(run.stats.mean())
+            .for_each(|g, d, &m| {
+                *g = F::lit(m);
+                *d = -*g;
+            });
+        let mut ctx = StepContext {
+            objective,
+            w: &run.w,
+            batch,
+            stats: &run.stats,
+            gradient: &run.gradient,
+            loss,
+            loss_one_pass: one_pass,
+            noise: self.test.noise(&run.stats, n_total),
+            batch_grew: drawn.grew,
+            previous_batch: (persistent && it > 0).then_some(if drawn.previous_kept {
+                &run.start_stats
+            } else {
+                &run.stats
+            }),
+            iteration: it,
+            n_samples: n_total,
+            direction: &mut run.direction,
+            trial: &mut run.next,
+            kept: (persistent && run.stats.loss().is_some()).then_some(&mut run.trial_stats),
+            kept_valid: false,
+            grad_evals: &mut run.grad_evals,
+            grad_limit: limit,
+            loss_evals: &mut run.loss_evals,
+        };
+        let step = self.step.step(&mut ctx)?;
+        let kept_valid = ctx.kept_valid;
+        if !step.alpha.is_finite() || step.alpha < F::zero() {
+            return Err(non_finite("step size", it));
+        }
+        // `next` still holds the last trial point: the kept statistics are those of the new
+        // iterate if it is that point, bit for bit.
+        let mut on_trial = kept_valid;
+        Zip::from(&mut run.next)
+            .and(&run.w)
+            .and(&run.direction)
+            .for_each(|x, &w, &d| {
+                let v = w + step.alpha * d;
+                on_trial &= v.as_f64().to_bits() == x.as_f64().to_bits();
+                *x = v;
+            });
+        if run.next.iter().any(|x| !x.is_finite()) {
+            return Err(non_finite("iterate", it));
+        }
+        let record = IterRecord {
+            iteration: it,
+            epoch: run.epochs(),
+            batch_size: run.batch_size,
+            growth_rounds: drawn.growth_rounds,
+            loss,
+            loss_after: step.loss_after,
+            grad_norm_sq: F::lit(run.last_grad_norm_sq),
+            variance: F::lit(run.stats.variance()),
+            step: step.alpha,
+            backtracks: step.backtracks,
+            grad_evals: run.grad_evals,
+            loss_evals: run.loss_evals,
+        };
+        // Exact comparison on purpose: the question is whether the step changed any bit.
+        #[allow(clippy::float_cmp)]
+        let unchanged = run.next == run.w;
+        if unchanged {
+            if run.sampler.batch().len() >= n_total {
+                return Ok(Outcome::Stalled);
+            }
+            // The same batch at the same `w` would give the same step again: grow the batch
+            // (its statistics at `w` stay valid, so a persistent batch adds only new samples).
+            run.batch_size = grown_size(run.batch_size, self.growth, n_total);
+            run.forced_growth = true;
+        } else {
+            run.stats_valid = on_trial;
+            if on_trial {
+                std::mem::swap(&mut run.stats, &mut run.trial_stats);
+            }
+            std::mem::swap(&mut run.w, &mut run.next);
+        }
+        run.iteration += 1;
+        Ok(Outcome::Stepped(record))
+    }
+}
+
 impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
     fn start<O: Objective<F> + ?Sized>(
         &mut self,
@@ -708,60 +975,16 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
         objective: &O,
         run: &mut RunState<F>,
     ) -> Result<Outcome<F>> {
-        let n_total = run.n_samples;
-        let it = run.iteration;
-        let start_size = run.batch_size;
-
-        // Draw the batch (fresh, or the persistent prefix), and grow it at the same w until it
-        // passes the test; only new samples are evaluated.
-        let persistent = self.batch_mode == BatchMode::Persistent;
-        run.stats.reset();
-        let batch = if persistent {
-            run.sampler.prefix(0);
-            run.sampler.prefix(start_size)
-        } else {
-            run.sampler.draw(start_size, &mut run.rng)
+        let limit = self.stop.grad_limit(run.n_samples);
+        let Some(mut drawn) = self.draw(objective, run, limit)? else {
+            return Ok(Outcome::OutOfBudget);
         };
-        if persistent && run.trial_kept && run.trial_stats.count() == batch.len() {
-            // The last step landed on a trial point whose statistics on this same batch the
-            // line search computed: start from them (already counted).
-            std::mem::swap(&mut run.stats, &mut run.trial_stats);
-        } else {
-            accumulate(
-                objective,
-                &run.w,
-                batch,
-                &mut run.stats,
-                &mut run.grad_evals,
-            )?;
+        if !self.grow(objective, run, limit, &mut drawn)? {
+            return Ok(Outcome::OutOfBudget);
         }
-        run.trial_kept = false;
-        check_stats(&run.stats, it)?;
-        let mut growth_rounds = 0;
-        while run.batch_size < n_total && !self.test.passes(&run.stats, n_total) {
-            if persistent && growth_rounds == 0 {
-                run.start_stats.clone_from(&run.stats);
-            }
-            let mut next = grown_size(run.batch_size, self.growth, n_total);
-            if self.growth_rule == GrowthRule::ToRequired {
-                next = next
-                    .max(self.test.required_size(&run.stats, n_total))
-                    .min(n_total);
-            }
-            run.batch_size = next;
-            let new = if persistent {
-                run.sampler.prefix(next)
-            } else {
-                run.sampler.extend(next, &mut run.rng)
-            };
-            accumulate(objective, &run.w, new, &mut run.stats, &mut run.grad_evals)?;
-            check_stats(&run.stats, it)?;
-            growth_rounds += 1;
-        }
-
         let g2 = run.stats.grad_norm_sq();
         if !g2.is_finite() {
-            return Err(non_finite("gradient norm", it));
+            return Err(non_finite("gradient norm", run.iteration));
         }
         run.last_grad_norm_sq = g2;
         let first = *run.first_grad_norm_sq.get_or_insert(g2);
@@ -769,91 +992,7 @@ impl<F: Float, S: StepRule<F>> BigBatchOptimizer<F> for BigBatchSgd<S> {
             run.last_good.assign(&run.w);
             return Ok(Outcome::Converged);
         }
-
-        let batch = run.sampler.batch();
-        let loss = match run.stats.loss() {
-            Some(loss) => loss,
-            None => {
-                run.loss_evals += batch.len() as u64;
-                objective.batch_loss(&run.w, batch)
-            }
-        };
-        if !loss.is_finite() {
-            return Err(non_finite("loss", it));
-        }
-        run.last_good.assign(&run.w);
-        Zip::from(&mut run.gradient)
-            .and(&mut run.direction)
-            .and(run.stats.mean())
-            .for_each(|g, d, &m| {
-                *g = F::lit(m);
-                *d = -*g;
-            });
-        let mut ctx = StepContext {
-            objective,
-            w: &run.w,
-            batch,
-            stats: &run.stats,
-            gradient: &run.gradient,
-            loss,
-            noise: self.test.noise(&run.stats, n_total),
-            batch_grew: growth_rounds > 0,
-            previous_batch: (persistent && it > 0).then_some(if growth_rounds > 0 {
-                &run.start_stats
-            } else {
-                &run.stats
-            }),
-            iteration: it,
-            n_samples: n_total,
-            direction: &mut run.direction,
-            trial: &mut run.next,
-            kept: (persistent && run.stats.loss().is_some()).then_some(&mut run.trial_stats),
-            kept_valid: false,
-            grad_evals: &mut run.grad_evals,
-            loss_evals: &mut run.loss_evals,
-        };
-        let step = self.step.step(&mut ctx)?;
-        let kept_valid = ctx.kept_valid;
-        if !step.alpha.is_finite() || step.alpha < F::zero() {
-            return Err(non_finite("step size", it));
-        }
-        // `next` still holds the last trial point: the kept statistics are those of the new
-        // iterate if it is that point, bit for bit.
-        let mut on_trial = kept_valid;
-        Zip::from(&mut run.next)
-            .and(&run.w)
-            .and(&run.direction)
-            .for_each(|x, &w, &d| {
-                let v = w + step.alpha * d;
-                on_trial &= v.as_f64().to_bits() == x.as_f64().to_bits();
-                *x = v;
-            });
-        run.trial_kept = on_trial;
-        if run.next.iter().any(|x| !x.is_finite()) {
-            return Err(non_finite("iterate", it));
-        }
-        // Exact comparison on purpose: the question is whether the step changed any bit.
-        #[allow(clippy::float_cmp)]
-        let unchanged = run.next == run.w;
-        if unchanged && run.sampler.batch().len() >= n_total {
-            return Ok(Outcome::Stalled);
-        }
-        std::mem::swap(&mut run.w, &mut run.next);
-        run.iteration += 1;
-        Ok(Outcome::Stepped(IterRecord {
-            iteration: it,
-            epoch: run.epochs(),
-            batch_size: run.batch_size,
-            growth_rounds,
-            loss,
-            loss_after: step.loss_after,
-            grad_norm_sq: F::lit(g2),
-            variance: F::lit(run.stats.variance()),
-            step: step.alpha,
-            backtracks: step.backtracks,
-            grad_evals: run.grad_evals,
-            loss_evals: run.loss_evals,
-        }))
+        self.take_step(objective, run, limit, &drawn)
     }
 
     fn stop_rule(&self) -> &StopRule {

@@ -10,10 +10,20 @@ use crate::float::Float;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// A batch that passed the big-batch test had `‖g_B‖²` at or below the tolerance (absolute
-    /// or relative): the gradient is small and the estimate can be trusted.
+    /// A batch that passed the big-batch test had `‖g_B‖²` at or below the tolerance ε
+    /// (absolute or relative).
+    ///
+    /// What that says about the true gradient `∇ℓ`: on the full batch, `‖∇ℓ‖² ≤ ε` exactly.
+    /// On a smaller batch the test estimates both sides from the batch itself, so the bound is
+    /// statistical: if the batch meets the condition it tests, `‖g_B − ∇ℓ‖ ≤ θ‖∇ℓ‖`, then
+    /// `‖∇ℓ‖ ≤ ‖g_B‖/(1 − θ)`, i.e. `‖∇ℓ‖² ≤ ε/(1 − θ)²` for θ < 1 (4ε at θ = ½). At θ = 1
+    /// (the default) there is no such bound: at a stationary point `g_B` is pure noise, and the
+    /// test compares two estimates of the same noise, which passes by chance with probability
+    /// about `P(χ²_d/d ≥ 1)`: 0.32 for one parameter, approaching ½ for many. Set θ < 1 when the
+    /// stop itself must certify the gradient, or check the final iterate on the full batch.
     GradientTolerance,
-    /// The budget of epochs (per-sample gradient evaluations / N) was used up.
+    /// The budget of gradient evaluations, `⌊max_epochs · N⌋`, is used up or cannot pay for
+    /// the next batch: the run never evaluates more than that.
     EpochBudget,
     /// The budget of iterations was used up.
     IterationBudget,
@@ -49,10 +59,13 @@ pub struct Report<F> {
     pub iterations: usize,
     /// Per-sample gradient evaluations (batch draws, growth, and any a step rule needed).
     pub grad_evals: u64,
-    /// Per-sample loss evaluations (line searches, batch losses, and the final loss).
+    /// Per-sample loss evaluations (line-search trials, batch losses a model did not return
+    /// with its gradients, and the final loss). They are not part of the epoch budget.
     pub loss_evals: u64,
-    /// Epochs used: `grad_evals / N`.
+    /// Epochs used: `grad_evals / N`, never more than the budget `max_epochs`.
     pub epochs: f64,
+    /// Passes over the data, gradients and losses alike: `(grad_evals + loss_evals) / N`.
+    pub data_passes: f64,
     /// The batch size at the end.
     pub batch_size: usize,
     /// `‖g_B‖²` of the last batch drawn (at the final iterate when the run converged).
@@ -65,12 +78,13 @@ impl<F: Float> fmt::Display for Report<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: loss {:.6e}, |g_B|^2 {:.3e}, {} iterations, {:.2} epochs ({} gradient and {} loss evaluations), final batch {}",
+            "{}: loss {:.6e}, |g_B|^2 {:.3e}, {} iterations, {:.2} epochs, {:.2} data passes ({} gradient and {} loss evaluations), final batch {}",
             self.stop,
             self.loss,
             self.grad_norm_sq,
             self.iterations,
             self.epochs,
+            self.data_passes,
             self.grad_evals,
             self.loss_evals,
             self.batch_size

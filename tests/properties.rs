@@ -168,12 +168,20 @@ fn check_run<F: Float, O: Objective<F>, S: StepRule<F> + Validate>(
         Ok(r) => {
             assert!(r.iterations <= c.max_iterations, "{case}: {r}");
             assert_eq!(r.iterations, sizes.len(), "{case}");
-            // The epoch budget is checked before each iteration: at most one more iteration's
-            // evaluations (a batch grown to N, plus a pair evaluation) past it.
-            assert!(r.epochs <= c.max_epochs + 2.0 + 1e-9, "{case}: {r}");
+            // The epoch budget is a hard limit on gradient evaluations; a run stopped by it
+            // had less than one batch (at most N samples) of it left.
+            let limit = (c.max_epochs * n as f64).floor() as u64;
+            assert!(r.grad_evals <= limit, "{case}: {r} (limit {limit})");
             if r.stop == StopReason::EpochBudget {
-                assert!(r.epochs >= c.max_epochs, "{case}: {r}");
+                assert!(
+                    r.grad_evals + n as u64 > limit,
+                    "{case}: {r} (limit {limit})"
+                );
             }
+            assert!(
+                (r.data_passes * n as f64 - (r.grad_evals + r.loss_evals) as f64).abs() < 1e-6,
+                "{case}: data passes"
+            );
             assert!(
                 r.w.iter().all(|x| x.is_finite()) && r.loss.is_finite(),
                 "{case}: {r}"

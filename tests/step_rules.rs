@@ -291,8 +291,8 @@ fn barzilai_borwein_step_is_inverse_curvature_f32() {
 }
 
 /// On partial batches (smoothing off) the Barzilai–Borwein step is the full formula
-/// `(1 − V_B/(n‖g_B‖²)) / ν`, with ν from the same batch at both iterates; recomputed here in
-/// f64 with a two-pass variance.
+/// `‖g_B‖²/(‖g_B‖² + V_B/n) / ν`, with ν from the same batch at both iterates; recomputed here
+/// in f64 with a two-pass variance.
 fn bb_step_is_noise_corrected<F: Float>(rel_tol: f64) {
     for mode in [BatchMode::Fresh, BatchMode::Persistent] {
         bb_noise_corrected_in::<F>(mode, rel_tol);
@@ -337,13 +337,15 @@ fn bb_noise_corrected_in<F: Float>(mode: BatchMode, rel_tol: f64) {
         }
         let nu = sy / ss;
         let g2 = g.dot(&g);
-        let factor = (1.0 - p.variance64(&s.before, &s.batch) / (n as f64 * g2)).max(0.0);
+        let factor = g2 / (g2 + p.variance64(&s.before, &s.batch) / n as f64);
         let expected = (factor / nu).clamp(1e-12, 1e6);
         let got = s.record.step.as_f64();
         assert!(
             (got - expected).abs() <= rel_tol * expected,
             "t={t}: α {got} vs {expected} (factor {factor})"
         );
+        // Bounded below by 1/(1 + θ²) = ½ on a batch that passed the test at θ = 1.
+        assert!(factor >= 0.5 - 1e-12, "t={t}: factor {factor}");
         checked += 1;
         if factor < 0.95 {
             corrected += 1;

@@ -148,7 +148,13 @@ impl<F: Float> StepRule<F> for Armijo {
             self.alpha = (self.alpha * self.grow).min(self.max_step);
         }
         let step = ctx.backtrack(F::lit(self.alpha), &self.search)?;
-        self.alpha = step.alpha.as_f64();
+        // A search that could not resolve a decrease makes no step; the next search starts
+        // again from the initial step (enlarging zero would give zero forever).
+        self.alpha = if step.alpha > F::zero() {
+            step.alpha.as_f64()
+        } else {
+            self.initial_step
+        };
         Ok(step)
     }
 }

@@ -13,7 +13,7 @@ use crate::stats::GradStats;
 ///
 /// ```text
 /// s = w_t − w_{t−1},   y = g_{B_t}(w_t) − g_{B_t}(w_{t−1}),   ν = s·y / s·s
-/// α̂ = max(0, 1 − noise/‖g_B‖²) / ν              noise = φ V_B / n (0 for a full batch)
+/// α̂ = ‖g_B‖²/(‖g_B‖² + noise) / ν               noise = φ V_B / n (0 for a full batch)
 /// α ← (1 − ω) α + ω α̂,  ω = n/N                 (ω = 1 without smoothing or with a full batch)
 /// α ← clamp(α, α_min, α_max), then Armijo backtracking from α on B_t
 /// ```
@@ -115,7 +115,10 @@ impl<F: Float> BarzilaiBorwein<F> {
                 let prev_stats = self
                     .prev_stats
                     .get_or_insert_with(|| GradStats::new(prev_w.len()));
-                ctx.stats_at(prev_w, prev_stats);
+                if !ctx.stats_at(prev_w, prev_stats) {
+                    // The budget cannot pay for the pair: no new estimate.
+                    return Ok(None);
+                }
                 if !prev_stats.is_finite() {
                     return Err(Error::NonFinite {
                         what: "gradient at the previous iterate",
@@ -135,9 +138,23 @@ impl<F: Float> BarzilaiBorwein<F> {
             return Ok(None);
         }
         let g2 = ctx.stats().grad_norm_sq();
-        let factor = (1.0 - ctx.noise() / g2).max(0.0);
+        let factor = noise_factor(ctx.noise(), g2);
         Ok(Some(factor / nu))
     }
+}
+
+/// The noise correction of the step estimate: `‖∇ℓ‖²/E‖g_B‖²`, estimated by
+/// `‖g_B‖²/(‖g_B‖² + noise)`.
+///
+/// The textbook plug-in `1 − noise/‖g_B‖²` (an unbiased estimate of the numerator over the
+/// denominator) is only bounded below by `1 − θ²` on a batch that passed the test, which is 0
+/// at the default θ = 1: right after the batch grows the estimate collapses to a fraction of
+/// `1/ν`, and with a step carried over and smoothed by `n/N` it takes many iterations to
+/// recover. Taking `‖g_B‖²` itself as the signal gives `1/(1 + noise/‖g_B‖²)`, which agrees
+/// with `1 − noise/‖g_B‖²` to first order in the noise ratio and never falls below
+/// `1/(1 + θ²)` (½ at θ = 1) on a passing batch. Zero when there is no signal.
+fn noise_factor(noise: f64, g2: f64) -> f64 {
+    if g2 > 0.0 { g2 / (g2 + noise) } else { 0.0 }
 }
 
 impl<F: Float> Validate for BarzilaiBorwein<F> {
@@ -167,7 +184,13 @@ impl<F: Float> StepRule<F> for BarzilaiBorwein<F> {
         }
         self.alpha = self.alpha.clamp(self.search.min_step, self.max_step);
         let step = ctx.backtrack(F::lit(self.alpha), &self.search)?;
-        self.alpha = step.alpha.as_f64();
+        // A search that could not resolve a decrease makes no step; the next search starts
+        // again from the initial step instead of from zero.
+        self.alpha = if step.alpha > F::zero() {
+            step.alpha.as_f64()
+        } else {
+            self.initial_step
+        };
         match self.prev.as_mut() {
             Some((w, g)) => {
                 w.assign(ctx.w());

@@ -123,7 +123,10 @@ impl Lbfgs {
                 // Fresh batches: the current batch at the previous iterate instead.
                 let point = prev_w.mapv(F::lit);
                 let mut at_prev = GradStats::new(point.len());
-                ctx.stats_at(&point, &mut at_prev);
+                if !ctx.stats_at(&point, &mut at_prev) {
+                    // The budget cannot pay for the pair: keep the memory as it is.
+                    return Ok(());
+                }
                 if !at_prev.is_finite() {
                     return Err(Error::NonFinite {
                         what: "gradient at the previous iterate",

@@ -13,7 +13,7 @@
 //! | [`Fixed`] | a constant α | none |
 //! | [`Armijo`] | backtracking on the batch loss, carried over and enlarged before each search | batch losses at trial points |
 //! | [`Lbfgs`] (default) | direction `−H g_B` from curvature pairs on identical samples, unit step, Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
-//! | [`BarzilaiBorwein`] | `(1 − noise/‖g‖²)/ν` with the secant curvature ν on the same batch, then Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
+//! | [`BarzilaiBorwein`] | `‖g‖²/((‖g‖² + noise)ν)` with the secant curvature ν on the same batch, then Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
 //!
 //! With [`BatchMode::Persistent`](crate::BatchMode::Persistent) batches (the default) the
 //! next iteration starts by evaluating the same batch at the new iterate. The line search
@@ -133,6 +133,9 @@ pub struct StepContext<'a, F: Float, O: ?Sized> {
     pub(crate) stats: &'a GradStats<F>,
     pub(crate) gradient: &'a Array1<F>,
     pub(crate) loss: F,
+    /// Whether `loss` came from one evaluation of the whole batch (not from statistics merged
+    /// over growth rounds), and so is the number [`Objective::batch_loss`] gives at `w`.
+    pub(crate) loss_one_pass: bool,
     pub(crate) noise: f64,
     pub(crate) batch_grew: bool,
     pub(crate) previous_batch: Option<&'a GradStats<F>>,
@@ -146,6 +149,8 @@ pub struct StepContext<'a, F: Float, O: ?Sized> {
     /// Whether `kept` holds the statistics at the point now in `trial`.
     pub(crate) kept_valid: bool,
     pub(crate) grad_evals: &'a mut u64,
+    /// The run's budget of per-sample gradient evaluations.
+    pub(crate) grad_limit: u64,
     pub(crate) loss_evals: &'a mut u64,
 }
 
@@ -215,6 +220,16 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
         self.gradient.dot(&*self.direction)
     }
 
+    /// Per-sample gradient evaluations the run's budget still allows.
+    pub fn remaining_grad_evals(&self) -> u64 {
+        self.grad_limit.saturating_sub(*self.grad_evals)
+    }
+
+    /// Whether the budget can pay for one evaluation of the batch's gradients.
+    fn can_afford_batch(&self) -> bool {
+        self.batch.len() as u64 <= self.remaining_grad_evals()
+    }
+
     /// The batch loss `ℓ_B(w + alpha·d)`; counts `|B|` loss evaluations.
     pub fn loss_along(&mut self, alpha: F) -> F {
         fill_trial(self.trial, self.w, self.direction, alpha);
@@ -227,9 +242,9 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     /// at its trial point, for the next iteration to start from. True with
     /// [`BatchMode::Persistent`](crate::BatchMode::Persistent) when the objective's batched
     /// gradient reports losses (every bundled model does, and so does the default
-    /// per-sample path).
+    /// per-sample path), and while the budget can pay for a batch of gradients.
     pub fn keeps_trial_stats(&self) -> bool {
-        self.kept.is_some()
+        self.kept.is_some() && self.can_afford_batch()
     }
 
     /// The batch loss `ℓ_B(w + alpha·d)`, computed together with the batch's gradient
@@ -243,6 +258,9 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     /// the trial most likely to be accepted ([`backtrack`](Self::backtrack) uses it for its
     /// first); a rejected trial costs its gradients for nothing.
     pub fn stats_along(&mut self, alpha: F) -> F {
+        if !self.keeps_trial_stats() {
+            return self.loss_along(alpha);
+        }
         let Some(kept) = self.kept.as_deref_mut() else {
             return self.loss_along(alpha);
         };
@@ -270,11 +288,26 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
         self.objective.batch_loss(point, self.batch)
     }
 
-    /// Replaces `stats` by the batch statistics at `point`; counts `|B|` gradient evaluations.
-    pub fn stats_at(&mut self, point: &ArrayRef1<F>, stats: &mut GradStats<F>) {
+    /// Replaces `stats` by the batch statistics at `point` and returns true, counting `|B|`
+    /// gradient evaluations; returns false, evaluating nothing, when the run's budget cannot
+    /// pay for them ([`remaining_grad_evals`](Self::remaining_grad_evals)).
+    pub fn stats_at(&mut self, point: &ArrayRef1<F>, stats: &mut GradStats<F>) -> bool {
+        if !self.can_afford_batch() {
+            return false;
+        }
         stats.reset();
         *self.grad_evals += self.batch.len() as u64;
         self.objective.batch_gradient(point, self.batch, stats);
+        true
+    }
+
+    /// Whether the trial point last written equals `w` bit for bit (the step is below the
+    /// resolution of the iterate).
+    fn trial_is_w(&self) -> bool {
+        self.trial
+            .iter()
+            .zip(self.w.iter())
+            .all(|(t, w)| t.as_f64().to_bits() == w.as_f64().to_bits())
     }
 
     /// Backtracking from `alpha` until the batch loss decreases enough (Armijo's rule):
@@ -290,16 +323,21 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
     /// measure rounding noise and the search would shrink the step chasing it; then a step that
     /// does not increase the loss is accepted, and the (more precise) gradient keeps guiding the
     /// run. A step that increases the loss is never accepted, and a trial whose loss is not
-    /// finite is shrunk like any other.
+    /// finite is shrunk like any other. In that regime `ℓ_B(w)` and the trial's loss are
+    /// computed by the same code path: when the loss at `w` came from statistics merged over
+    /// growth rounds (rounded differently from a loss pass), it is evaluated once more with
+    /// [`Objective::batch_loss`] before a trial is refused for exceeding it.
     ///
     /// With persistent batches and [`LineSearch::keep_first_trial`], the first trial is
     /// evaluated with [`stats_along`](Self::stats_along): if it is accepted, the next
     /// iteration starts from its statistics.
     ///
-    /// When the search runs out (after `max_backtracks` reductions, or below `min_step`) while
-    /// the decrease asked of its last trial is below `ε_F`, the precision of the loss is
-    /// exhausted rather than the model at fault: the search returns α = 0 (no step), and a run
-    /// on the full batch then stops with [`StopReason::NoProgress`](crate::StopReason::NoProgress).
+    /// The search returns α = 0 (no step) when a trial point equals `w` bit for bit, or when
+    /// it runs out (after `max_backtracks` reductions, or below `min_step`) while the decrease
+    /// asked of its last trial is below `ε_F`: the precision of the loss is exhausted rather
+    /// than the model at fault. The optimizer then grows the batch, or, on the full batch,
+    /// stops with [`StopReason::NoProgress`](crate::StopReason::NoProgress); a rule that
+    /// carries its step over restarts from its initial step.
     ///
     /// # Errors
     /// [`Error::LineSearchFailed`] when the search runs out while the loss could resolve the
@@ -318,11 +356,23 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
         let c = F::lit(search.sufficient_decrease);
         let beta = F::lit(search.shrink);
         let min_step = F::lit(search.min_step);
-        let f0 = self.loss;
+        let mut f0 = self.loss;
+        let mut f0_one_pass = self.loss_one_pass;
         let allowance = rounding_allowance(f0);
+        let no_step = |backtracks, f0| Step {
+            alpha: F::zero(),
+            backtracks,
+            loss_after: Some(f0),
+        };
         let mut alpha = alpha;
         let mut backtracks = 0;
         loop {
+            fill_trial(self.trial, self.w, self.direction, alpha);
+            if self.trial_is_w() {
+                // Shorter steps cannot move `w` either.
+                self.kept_valid = false;
+                return Ok(no_step(backtracks, f0));
+            }
             // With persistent batches the first trial's statistics are kept for the next
             // iteration. It is the trial most often accepted: on generated logistic data
             // (60,000 × 784) keeping it saved more than keeping the trial the previous search
@@ -333,8 +383,15 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
                 self.loss_along(alpha)
             };
             let required = c * alpha * slope;
+            let below_rounding = -required <= allowance;
+            if below_rounding && f > f0 && f - f0 <= allowance && !f0_one_pass {
+                // Compare like with like: the loss at `w` by the trial's own code path.
+                let w = self.w;
+                f0 = self.loss_at(w);
+                f0_one_pass = true;
+            }
             let sufficient = f <= f0 + required;
-            let unresolvable = -required <= allowance && f <= f0;
+            let unresolvable = below_rounding && f <= f0;
             if f.is_finite() && (sufficient || unresolvable) {
                 return Ok(Step {
                     alpha,
@@ -343,14 +400,10 @@ impl<'a, F: Float, O: Objective<F> + ?Sized> StepContext<'a, F, O> {
                 });
             }
             if backtracks == search.max_backtracks || alpha * beta < min_step {
-                if -required <= allowance {
+                if below_rounding {
                     // Every decrease asked of the last trials was below the rounding of the
                     // loss: the precision is exhausted, the model is not at fault. No step.
-                    return Ok(Step {
-                        alpha: F::zero(),
-                        backtracks,
-                        loss_after: Some(f0),
-                    });
+                    return Ok(no_step(backtracks, f0));
                 }
                 return Err(fail(backtracks));
             }
