@@ -24,7 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = Logistic::new(train, 1e-4)?;
     let test_model = Logistic::new(test, 1e-4)?;
 
-    // Defaults: θ = 1, initial batch 10, 10 % growth, Armijo steps. A budget of 20 epochs.
+    // Defaults: θ = 1, initial batch 10, 10 % growth, L-BFGS directions on a persistent batch.
+    // A budget of 20 epochs: at most 20·N per-sample gradient evaluations.
     let mut optimizer = BigBatchSgd::builder().max_epochs(20.0).build()?;
     let mut progress = Progress::new(10);
     let start = Instant::now();
