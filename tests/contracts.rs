@@ -181,6 +181,7 @@ fn armijo_in_f32_never_spends_its_budget_on_zero_steps() {
         .iter()
         .filter(|x| x.batch_size == 2000 && x.step == 0.0)
         .count();
+    eprintln!("armijo f32, tolerance 0, 300 epochs: {r}");
     assert_eq!(zero_at_full, 0, "{r}");
     assert!(
         r.stop == StopReason::NoProgress || r.stop == StopReason::EpochBudget,
