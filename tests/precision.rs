@@ -8,7 +8,7 @@ use bigbatch::data::Dataset;
 use bigbatch::models::{Activation, Huber, LeastSquares, Logistic, Mlp, Softmax};
 use bigbatch::*;
 use common::*;
-use ndarray::{Array1, Array2, ArrayRef1};
+use ndarray::{Array1, Array2};
 use rand::RngExt;
 
 /// Features `(1, ±2^-k, ±2^-k, ±2^-k)`: powers of two, so that every per-sample gradient
@@ -248,7 +248,3 @@ fn constant_feature_f32_run_ends_where_f32_can_resolve() {
         );
     }
 }
-
-// Keeps the per-sample type in scope for readers of `reference`.
-#[allow(dead_code)]
-fn _uses(_: &ArrayRef1<f64>) {}
