@@ -47,13 +47,13 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
 }
 
 fn weights<F: Float>(d: usize) -> Array1<F> {
-    Array1::from_shape_fn(d, |j| F::lit(0.01 * ((j % 7) as f64 - 3.0)))
+    Array1::from_shape_fn(d, |j| F::from_f64(0.01 * ((j % 7) as f64 - 3.0)))
 }
 
 /// Softmax over 10 classes, labels from the ±1 targets and the first feature.
 fn softmax_data<F: Float>(data: &Dataset<F>) -> Dataset<F> {
     let classes: Array1<F> = (0..data.n_samples())
-        .map(|i| F::lit(((i * 7 + usize::from(data.targets()[i] > F::zero())) % 10) as f64))
+        .map(|i| F::from_f64(((i * 7 + usize::from(data.targets()[i] > F::zero())) % 10) as f64))
         .collect();
     Dataset::new(data.features().clone(), classes).unwrap()
 }
@@ -237,7 +237,7 @@ fn whole_run(c: &mut Criterion) {
     group.bench_function("barzilai_borwein", |b| {
         b.iter(|| {
             base()
-                .step(BarzilaiBorwein::<f64>::new())
+                .step(BarzilaiBorwein::new())
                 .build()
                 .unwrap()
                 .minimize(&model, w0.clone())

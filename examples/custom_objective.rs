@@ -10,7 +10,7 @@
 
 use bigbatch::{
     BarzilaiBorwein, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Fixed, History, Objective,
-    Report, StepRule, Validate,
+    Report, StepRule,
 };
 use ndarray::{Array1, Array2, ArrayRef1, Axis};
 use rand::SeedableRng;
@@ -124,7 +124,7 @@ fn extreme_eigenvalues(p: &Ridge) -> (f64, f64) {
 /// One line of the summary: rule, why it stopped, epochs, relative gap, distance to w*.
 type Summary = (String, String, f64, f64, f64);
 
-fn run<S: StepRule<f64> + Validate>(
+fn run<S: StepRule>(
     name: &str,
     builder: BigBatchSgdBuilder<S>,
     problem: &Ridge,
@@ -157,11 +157,11 @@ fn run<S: StepRule<f64> + Validate>(
         print!(
             "\n    it {:>4}  epoch {:>7.3}  batch {:>6} ({:>5.1}% of N)  batch loss {:.6e}  step {:.3e}",
             r.iteration,
-            r.epoch,
+            r.epochs,
             r.batch_size,
             100.0 * r.batch_size as f64 / n as f64,
             r.loss,
-            r.step
+            r.step_size
         );
     }
     println!();

@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut next_epoch = 1.0;
     let mut batch_sizes = Vec::new();
     let mut obs = from_fn(|v: &IterView<'_, f32>| {
-        while v.record.epoch >= next_epoch {
+        while v.record.epochs >= next_epoch {
             accuracy.push(test_net.accuracy(v.w));
             batch_sizes.push(v.record.batch_size);
             next_epoch += 1.0;

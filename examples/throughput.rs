@@ -135,7 +135,7 @@ fn run<F: Float>(o: &Options) -> Result<(), bigbatch::Error> {
     // One batch, as the optimizer would draw it.
     let k = o.batch.min(n);
     let batch = random_batch(n, k, 7);
-    let w = Array1::from_shape_fn(d, |j| F::lit(0.01 * ((j % 7) as f64 - 3.0)));
+    let w = Array1::from_shape_fn(d, |j| F::from_f64(0.01 * ((j % 7) as f64 - 3.0)));
     let xb = gather(model.features(), &batch);
 
     let mut out = Array1::<F>::zeros(d);

@@ -7,7 +7,7 @@ use bigbatch::data::{Dataset, Features, parse_libsvm, parse_libsvm_gz};
 use bigbatch::models::{Huber, LeastSquares, Logistic, Softmax};
 use bigbatch::{
     Armijo, BarzilaiBorwein, BatchMode, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Error,
-    Fixed, GrowthRule, Objective, StepRule, Validate,
+    Fixed, GrowthRule, Lbfgs, Objective, StepRule,
 };
 use ndarray::{Array1, Array2};
 
@@ -140,21 +140,13 @@ fn with_rule<O: Objective<f64>>(rule: usize, alpha: f64, b: BigBatchSgdBuilder, 
     match rule {
         0 => check(b.build().unwrap(), objective),
         1 => check(b.step(Armijo::new()).build().unwrap(), objective),
-        2 => check(
-            b.step(BarzilaiBorwein::<f64>::new()).build().unwrap(),
-            objective,
-        ),
-        3 => check(
-            b.step(Armijo::new().keep_first_trial(true))
-                .build()
-                .unwrap(),
-            objective,
-        ),
+        2 => check(b.step(BarzilaiBorwein::new()).build().unwrap(), objective),
+        3 => check(b.step(Lbfgs::new().memory(1)).build().unwrap(), objective),
         _ => check(b.step(Fixed::new(alpha)).build().unwrap(), objective),
     }
 }
 
-fn check<S: StepRule<f64> + Validate, O: Objective<f64>>(mut opt: BigBatchSgd<S>, objective: &O) {
+fn check<S: StepRule, O: Objective<f64>>(mut opt: BigBatchSgd<S>, objective: &O) {
     let w0 = Array1::zeros(objective.dim());
     let limit = opt.stop_rule().grad_limit(objective.n_samples());
     match opt.minimize(objective, w0) {

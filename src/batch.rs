@@ -88,6 +88,19 @@ impl Sampler {
     pub(crate) fn batch(&self) -> &[usize] {
         &self.perm[..self.len]
     }
+
+    /// Whether the sampler holds a permutation of `0..n` and a batch within it (a check of a
+    /// sampler read from a checkpoint).
+    #[cfg(feature = "serde")]
+    pub(crate) fn is_permutation_of(&self, n: usize) -> bool {
+        let mut seen = vec![false; n];
+        self.perm.len() == n
+            && self.len <= n
+            && self
+                .perm
+                .iter()
+                .all(|&i| i < n && !std::mem::replace(&mut seen[i], true))
+    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@
 //!
 //! A checkpoint can be taken between iterations of a loop driven by hand
 //! ([`start`](crate::BigBatchOptimizer::start) and [`iterate`](crate::BigBatchOptimizer::iterate)),
-//! or from an observer during [`minimize_with`](crate::BigBatchOptimizer::minimize_with):
-//! [`SaveEvery`] saves every `k` iterations, and [`IterView::checkpoint`] copies the state for
-//! an observer of one's own.
+//! or by the loop itself: [`BigBatchSgd::minimize_checkpointed`] saves one every `k` iterations
+//! ([`SaveEvery`]), beside whatever observer watches the run. Observers see plain data; saving
+//! is the loop's business.
+//!
+//! The file records a format version; a checkpoint of another version, or one that describes
+//! an impossible run, is refused on loading with [`Error::Checkpoint`].
 //!
 //! # Example
 //! ```
@@ -43,45 +46,61 @@
 //! ```
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
-use std::path::Path;
+use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
+use ndarray::Array1;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use std::marker::PhantomData;
-use std::ops::ControlFlow;
-use std::path::PathBuf;
-
 use crate::error::{Error, Result};
-use crate::observe::{IterView, Observer};
-use crate::optimizer::{BigBatchSgd, RunState};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::observe::Observer;
+use crate::optimizer::{AfterStep, BigBatchOptimizer, BigBatchSgd, RunState};
+use crate::report::{Report, StopReason};
+use crate::step::StepRule;
+
+/// The version of the checkpoint format this build writes and reads.
+const FORMAT: u32 = 2;
 
 /// The whole state of a run: the optimizer with its step rule's memory, and the run state.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint<F, S> {
-    /// The optimizer: configuration and step-rule memory.
-    pub optimizer: BigBatchSgd<S>,
-    /// The run: iterate, counters, batch size, random numbers, sampler.
-    pub run: RunState<F>,
+    format: u32,
+    optimizer: BigBatchSgd<S>,
+    run: RunState<F>,
 }
 
-fn io_error(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: what.to_string(),
-    }
+/// Only the format version, read before the rest.
+#[derive(serde::Deserialize)]
+struct Header {
+    format: Option<u32>,
 }
 
-impl<F: Clone + Serialize + DeserializeOwned, S: Clone + Serialize + DeserializeOwned>
-    Checkpoint<F, S>
+impl<F, S> Checkpoint<F, S>
+where
+    F: Float + Serialize + DeserializeOwned,
+    S: Clone + Serialize + DeserializeOwned,
 {
     /// A checkpoint of `optimizer` and `run` (both copied).
     pub fn new(optimizer: &BigBatchSgd<S>, run: &RunState<F>) -> Self {
         Checkpoint {
+            format: FORMAT,
             optimizer: optimizer.clone(),
             run: run.clone(),
         }
+    }
+
+    /// The optimizer: configuration and step-rule memory.
+    pub fn optimizer(&self) -> &BigBatchSgd<S> {
+        &self.optimizer
+    }
+
+    /// The run: iterate, counters, batch size, random numbers, sampler, batch statistics.
+    pub fn run(&self) -> &RunState<F> {
+        &self.run
     }
 
     /// Writes the checkpoint as JSON to `path`, atomically: to a temporary file in the same
@@ -92,34 +111,53 @@ impl<F: Clone + Serialize + DeserializeOwned, S: Clone + Serialize + Deserialize
     /// [`Error::Io`] naming the file if it cannot be written or renamed.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let name = path
-            .file_name()
-            .ok_or_else(|| io_error(path, "not a file name"))?;
+        let Some(name) = path.file_name() else {
+            return Err(Error::Checkpoint {
+                path: path.display().to_string(),
+                message: "not a file name".into(),
+            });
+        };
         let mut tmp_name = name.to_os_string();
         tmp_name.push(format!(".tmp-{}", std::process::id()));
         let tmp = path.with_file_name(tmp_name);
-        let written = (|| -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let written = (|| -> std::io::Result<()> {
             let mut out = BufWriter::new(File::create(&tmp)?);
             serde_json::to_writer(&mut out, self)?;
             out.flush()?;
             out.get_ref().sync_all()?;
-            Ok(())
+            std::fs::rename(&tmp, path)
         })();
-        if let Err(e) = written.and_then(|()| Ok(std::fs::rename(&tmp, path)?)) {
+        written.map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
-            return Err(io_error(path, e));
-        }
-        Ok(())
+            Error::io(path, e)
+        })
     }
 
-    /// Reads a checkpoint written by [`save`](Self::save).
+    /// Reads a checkpoint written by [`save`](Self::save), and checks that it describes a run
+    /// that can continue.
     ///
     /// # Errors
-    /// [`Error::Io`] naming the file if it cannot be read or is not a checkpoint of this type.
+    /// [`Error::Io`] naming the file if it cannot be read; [`Error::Checkpoint`] if it is not
+    /// a checkpoint of this format version, float type and step rule type, or is inconsistent.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| io_error(path, e))?;
-        serde_json::from_reader(BufReader::new(file)).map_err(|e| io_error(path, e))
+        let refuse = |message: String| Error::Checkpoint {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let header: Header = serde_json::from_str(&text).map_err(|e| refuse(e.to_string()))?;
+        if header.format != Some(FORMAT) {
+            return Err(refuse(format!(
+                "format version {}, this build reads version {FORMAT}",
+                header
+                    .format
+                    .map_or_else(|| "unknown".to_string(), |v| v.to_string())
+            )));
+        }
+        let checkpoint: Self = serde_json::from_str(&text).map_err(|e| refuse(e.to_string()))?;
+        checkpoint.run.check_consistent().map_err(refuse)?;
+        Ok(checkpoint)
     }
 
     /// The optimizer and the run state, ready for
@@ -129,26 +167,13 @@ impl<F: Clone + Serialize + DeserializeOwned, S: Clone + Serialize + Deserialize
     }
 }
 
-impl<F: Clone> IterView<'_, F> {
-    /// A checkpoint of the run as it is after this iteration, if the optimizer driving it is a
-    /// [`BigBatchSgd<S>`] (with this step rule type `S`); `None` otherwise.
-    pub fn checkpoint<S: Clone + 'static>(&self) -> Option<Checkpoint<F, S>> {
-        let optimizer = self.optimizer?.downcast_ref::<BigBatchSgd<S>>()?;
-        Some(Checkpoint {
-            optimizer: optimizer.clone(),
-            run: self.run.clone(),
-        })
-    }
-}
-
-/// An observer that saves a [`Checkpoint`] to one file every `every` iterations, replacing
-/// the previous one atomically, during
-/// [`minimize_with`](crate::BigBatchOptimizer::minimize_with).
+/// Saves a [`Checkpoint`] to one file every `every` iterations, replacing the previous one
+/// atomically, during [`BigBatchSgd::minimize_checkpointed`] or
+/// [`BigBatchSgd::resume_checkpointed`].
 ///
-/// `S` is the step rule type of the [`BigBatchSgd`] being run. If a checkpoint cannot be saved
-/// (the disk is full, the folder is gone), or the optimizer is not a `BigBatchSgd<S>`, the run
-/// stops ([`StopReason::Observer`](crate::StopReason::Observer)) rather than go on unprotected,
-/// and [`error`](Self::error) says why; the report still holds the iterate reached.
+/// If a checkpoint cannot be saved (the disk is full, the folder is gone), the run stops
+/// ([`StopReason::CheckpointFailed`]) rather than go on unprotected, and
+/// [`error`](Self::error) says why; the report still holds the iterate reached.
 ///
 /// # Example
 /// ```
@@ -165,8 +190,9 @@ impl<F: Clone> IterView<'_, F> {
 /// # }
 /// # let data = Mean((0..100).map(f64::from).collect());
 /// let path = std::env::temp_dir().join(format!("bigbatch-every-{}.json", std::process::id()));
-/// let mut saver = SaveEvery::<Lbfgs>::new(&path, 2);
-/// let report = BigBatchSgd::builder().build()?.minimize_with(&data, array![0.0], &mut saver)?;
+/// let mut saver = SaveEvery::new(&path, 2);
+/// let mut optimizer = BigBatchSgd::builder().build()?;
+/// let report = optimizer.minimize_checkpointed(&data, array![0.0], &mut (), &mut saver)?;
 /// assert!(saver.error().is_none());
 /// assert_eq!(saver.saved(), report.iterations / 2);
 /// assert!(saver.saved() > 0);
@@ -178,26 +204,15 @@ impl<F: Clone> IterView<'_, F> {
 /// # std::fs::remove_file(&path).ok();
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
-pub struct SaveEvery<S> {
+#[derive(Debug)]
+pub struct SaveEvery {
     path: PathBuf,
     every: usize,
     saved: usize,
     error: Option<Error>,
-    rule: PhantomData<fn() -> S>,
 }
 
-impl<S> std::fmt::Debug for SaveEvery<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SaveEvery")
-            .field("path", &self.path)
-            .field("every", &self.every)
-            .field("saved", &self.saved)
-            .field("error", &self.error)
-            .finish()
-    }
-}
-
-impl<S> SaveEvery<S> {
+impl SaveEvery {
     /// Saves to `path` after every `every`-th iteration (`every` of 0 counts as 1).
     pub fn new(path: impl Into<PathBuf>, every: usize) -> Self {
         SaveEvery {
@@ -205,14 +220,13 @@ impl<S> SaveEvery<S> {
             every: every.max(1),
             saved: 0,
             error: None,
-            rule: PhantomData,
         }
     }
     /// How many checkpoints were written.
     pub fn saved(&self) -> usize {
         self.saved
     }
-    /// Why the run was stopped, if a checkpoint could not be taken or written.
+    /// Why the run was stopped, if a checkpoint could not be written.
     pub fn error(&self) -> Option<&Error> {
         self.error.as_ref()
     }
@@ -222,34 +236,72 @@ impl<S> SaveEvery<S> {
     }
 }
 
-impl<F, S> Observer<F> for SaveEvery<S>
+impl<F, S> AfterStep<F, S> for SaveEvery
 where
-    F: Clone + Serialize + DeserializeOwned,
-    S: Clone + Serialize + DeserializeOwned + 'static,
+    F: Float + Serialize + DeserializeOwned,
+    S: Clone + Serialize + DeserializeOwned,
 {
-    fn on_iter(&mut self, view: &IterView<'_, F>) -> ControlFlow<()> {
-        if (view.record.iteration + 1) % self.every != 0 {
+    fn after_step(
+        &mut self,
+        optimizer: &BigBatchSgd<S>,
+        run: &RunState<F>,
+    ) -> ControlFlow<StopReason> {
+        if run.iteration() % self.every != 0 {
             return ControlFlow::Continue(());
         }
-        let Some(checkpoint) = view.checkpoint::<S>() else {
-            self.error = Some(io_error(
-                &self.path,
-                format!(
-                    "the optimizer is not a BigBatchSgd<{}>",
-                    std::any::type_name::<S>()
-                ),
-            ));
-            return ControlFlow::Break(());
-        };
-        match checkpoint.save(&self.path) {
+        match Checkpoint::new(optimizer, run).save(&self.path) {
             Ok(()) => {
                 self.saved += 1;
                 ControlFlow::Continue(())
             }
             Err(e) => {
                 self.error = Some(e);
-                ControlFlow::Break(())
+                ControlFlow::Break(StopReason::CheckpointFailed)
             }
         }
+    }
+}
+
+impl<S: StepRule + Clone + Serialize + DeserializeOwned> BigBatchSgd<S> {
+    /// As [`minimize_with`](BigBatchOptimizer::minimize_with), saving a checkpoint with
+    /// `saver` every `k` iterations.
+    ///
+    /// # Errors
+    /// As [`minimize_with`](BigBatchOptimizer::minimize_with); a checkpoint that cannot be
+    /// saved is not an error but a stop ([`StopReason::CheckpointFailed`]).
+    pub fn minimize_checkpointed<F, O, Ob>(
+        &mut self,
+        objective: &O,
+        w0: Array1<F>,
+        observer: &mut Ob,
+        saver: &mut SaveEvery,
+    ) -> Result<Report<F>>
+    where
+        F: Float + Serialize + DeserializeOwned,
+        O: Objective<F> + ?Sized,
+        Ob: Observer<F> + ?Sized,
+    {
+        let run = self.start(objective, w0)?;
+        self.drive(objective, run, observer, saver)
+    }
+
+    /// As [`resume_with`](BigBatchOptimizer::resume_with), saving a checkpoint with `saver`
+    /// every `k` iterations.
+    ///
+    /// # Errors
+    /// As [`resume_with`](BigBatchOptimizer::resume_with).
+    pub fn resume_checkpointed<F, O, Ob>(
+        &mut self,
+        objective: &O,
+        run: RunState<F>,
+        observer: &mut Ob,
+        saver: &mut SaveEvery,
+    ) -> Result<Report<F>>
+    where
+        F: Float + Serialize + DeserializeOwned,
+        O: Objective<F> + ?Sized,
+        Ob: Observer<F> + ?Sized,
+    {
+        self.drive(objective, run, observer, saver)
     }
 }

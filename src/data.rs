@@ -470,10 +470,7 @@ pub fn load_libsvm<F: Float>(
 ) -> Result<Dataset<F>> {
     let path = path.as_ref();
     let name = path.display().to_string();
-    let io = |e: std::io::Error| Error::Io {
-        path: name.clone(),
-        message: e.to_string(),
-    };
+    let io = |e| Error::io(path, e);
     let mut file = BufReader::new(File::open(path).map_err(io)?);
     let gzip = file.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
     if gzip {
@@ -525,10 +522,7 @@ pub fn parse_libsvm<F: Float, R: Read>(
         bytes.clear();
         let read = reader
             .read_until(b'\n', &mut bytes)
-            .map_err(|e| Error::Io {
-                path: name.to_string(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Error::io(Path::new(name), e))?;
         if read == 0 {
             break;
         }
@@ -548,7 +542,7 @@ pub fn parse_libsvm<F: Float, R: Read>(
         let label: f64 = label_text
             .parse()
             .map_err(|_| perr(line_no, format!("bad label `{label_text}`")))?;
-        let label = F::lit(label);
+        let label = F::from_f64(label);
         if !label.is_finite() {
             return Err(perr(
                 line_no,
@@ -588,7 +582,7 @@ pub fn parse_libsvm<F: Float, R: Read>(
                 .parse()
                 .map_err(|_| perr(line_no, format!("bad value `{val_text}` in `{token}`")))?;
             // Checked in the target type: a value finite in f64 may overflow f32.
-            let value = F::lit(value);
+            let value = F::from_f64(value);
             if !value.is_finite() {
                 return Err(perr(
                     line_no,

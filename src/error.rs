@@ -11,7 +11,7 @@ use crate::float::Float;
 /// failed. It is stored as `f64`
 /// so that the type does not depend on the float type of the run: widening `f32` to `f64` is
 /// exact, and [`Error::last_iterate`] narrows it back without loss.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration parameter is outside its allowed range.
@@ -45,12 +45,25 @@ pub enum Error {
         dim: usize,
     },
 
-    /// A file could not be read.
-    #[error("cannot read {path}: {message}")]
+    /// A file could not be read or written.
+    #[error("cannot read or write {path}: {source}")]
     Io {
         /// The file.
         path: String,
-        /// What the operating system or the decoder said.
+        /// What the operating system or the decoder said (shared, so that the error can be
+        /// cloned).
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+
+    /// A file was read but is not a checkpoint this build can resume from (cargo feature
+    /// `serde`): malformed or truncated, of another format version, of another float or step
+    /// rule type, or describing an impossible run.
+    #[error("{path} is not a usable checkpoint: {message}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
         message: String,
     },
 
@@ -139,7 +152,7 @@ impl Error {
         match self {
             Error::NonFinite { last_iterate, .. }
             | Error::LineSearchFailed { last_iterate, .. } => {
-                Some(last_iterate.iter().map(|&x| F::lit(x)).collect())
+                Some(last_iterate.iter().map(|&x| F::from_f64(x)).collect())
             }
             _ => None,
         }
@@ -158,6 +171,23 @@ impl Error {
     }
 
     /// An [`Error::InvalidParameter`] for `name`.
+    /// An I/O error on the file `path`.
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source: std::sync::Arc::new(source),
+        }
+    }
+
+    /// A non-finite quantity met during a run; the driver adds the last good iterate.
+    pub(crate) fn non_finite(what: &'static str, iteration: usize) -> Self {
+        Error::NonFinite {
+            what,
+            iteration,
+            last_iterate: Vec::new(),
+        }
+    }
+
     pub(crate) fn invalid(
         name: &'static str,
         value: impl std::fmt::Display,

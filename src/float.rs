@@ -15,7 +15,7 @@ mod sealed {
 /// constants and counters into `F` without fallible casts.
 pub trait Float: NdFloat + std::iter::Sum + sealed::Sealed {
     /// Converts an `f64` constant to `Self` (rounding to nearest for `f32`).
-    fn lit(x: f64) -> Self;
+    fn from_f64(x: f64) -> Self;
     /// Converts `self` to `f64` (exact for both types).
     fn as_f64(self) -> f64;
     /// Converts a count to `Self` (exact below 2^24 for `f32` and 2^53 for `f64`).
@@ -29,7 +29,7 @@ pub trait Float: NdFloat + std::iter::Sum + sealed::Sealed {
 
 impl Float for f32 {
     #[inline]
-    fn lit(x: f64) -> Self {
+    fn from_f64(x: f64) -> Self {
         x as f32
     }
     #[inline]
@@ -58,7 +58,7 @@ impl Float for f32 {
 
 impl Float for f64 {
     #[inline]
-    fn lit(x: f64) -> Self {
+    fn from_f64(x: f64) -> Self {
         x
     }
     #[inline]
@@ -76,10 +76,4 @@ impl Float for f64 {
     fn widen2(a: ArrayView2<'_, Self>) -> CowArray<'_, f64, Ix2> {
         CowArray::from(a)
     }
-}
-
-/// Shorthand for [`Float::lit`]: `lit::<F>(0.5)`.
-#[inline]
-pub fn lit<F: Float>(x: f64) -> F {
-    F::lit(x)
 }

@@ -129,6 +129,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod datasets;
 mod error;
+mod evaluator;
 mod float;
 mod kernels;
 pub mod models;
@@ -143,18 +144,18 @@ pub mod step;
 #[cfg(feature = "serde")]
 pub use checkpoint::{Checkpoint, SaveEvery};
 pub use error::{Error, Result};
-pub use float::{Float, lit};
+pub use float::Float;
 pub use objective::Objective;
-pub use observe::{History, IterRecord, IterView, Observer, Progress};
+pub use observe::{History, IterView, Observer, Progress};
 pub use optimizer::{
     BatchMode, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState,
     StopRule,
 };
-pub use report::{Report, StopReason};
+pub use report::{IterRecord, Report, StopReason};
 pub use stats::{BatchTest, GradStats};
 pub use step::{
-    Armijo, BarzilaiBorwein, Fixed, Lbfgs, LineSearch, Step, StepContext, StepIncrease, StepRule,
-    Validate,
+    Armijo, BarzilaiBorwein, FirstTrial, Fixed, Lbfgs, LineSearch, Step, StepContext, StepIncrease,
+    StepRule,
 };
 
 /// The README's code blocks, compiled and run as doc tests.

@@ -74,7 +74,7 @@ pub trait Objective<F: Float = f64> {
             return F::zero();
         }
         let sum: f64 = batch.iter().map(|&i| self.sample_loss(w, i).as_f64()).sum();
-        F::lit(sum / batch.len() as f64)
+        F::from_f64(sum / batch.len() as f64)
     }
 
     /// Adds the per-sample gradients (and, if it can, the losses) of the samples in `batch`

@@ -6,41 +6,9 @@ use std::ops::ControlFlow;
 use ndarray::Array1;
 
 use crate::float::Float;
-use crate::optimizer::RunState;
+use crate::report::IterRecord;
 
-/// What happened in one iteration (one step).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct IterRecord<F> {
-    /// The iteration (0-based).
-    pub iteration: usize,
-    /// Epochs used so far: per-sample gradient evaluations / N.
-    pub epoch: f64,
-    /// The size of the batch the step was taken on.
-    pub batch_size: usize,
-    /// How many times the batch grew in this iteration before it passed the test.
-    pub growth_rounds: usize,
-    /// The batch loss `ℓ_B` at the iterate before the step.
-    pub loss: F,
-    /// The batch loss at the new iterate, when the step rule evaluated it.
-    pub loss_after: Option<F>,
-    /// `‖g_B‖²`, the squared norm of the batch gradient.
-    pub grad_norm_sq: F,
-    /// `V_B`, the variance estimate of the per-sample gradients.
-    pub variance: F,
-    /// The step size α.
-    pub step: F,
-    /// How many times the line search shrank the step.
-    pub backtracks: usize,
-    /// Per-sample gradient evaluations so far.
-    pub grad_evals: u64,
-    /// Per-sample loss evaluations so far (line searches, and batch losses a model did not
-    /// return with its gradients).
-    pub loss_evals: u64,
-}
-
-/// An iteration as an [`Observer`] sees it: its record, the new iterate, the batch, and the
-/// whole state of the run (from which, with the `serde` feature, a checkpoint can be saved:
-/// `IterView::checkpoint`).
+/// An iteration as an [`Observer`] sees it: its record, the new iterate and the batch.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct IterView<'a, F> {
@@ -50,22 +18,6 @@ pub struct IterView<'a, F> {
     pub w: &'a Array1<F>,
     /// The indices of the batch the step was computed on.
     pub batch: &'a [usize],
-    pub(crate) run: &'a RunState<F>,
-    pub(crate) optimizer: Option<&'a dyn std::any::Any>,
-}
-
-impl<'a, F> IterView<'a, F> {
-    /// The state of the run after this iteration's step.
-    pub fn run(&self) -> &'a RunState<F> {
-        self.run
-    }
-
-    /// The optimizer driving the run, as [`Any`](std::any::Any) (see
-    /// [`BigBatchOptimizer::as_any`](crate::BigBatchOptimizer::as_any)); `None` if it does not
-    /// expose itself.
-    pub fn optimizer(&self) -> Option<&'a dyn std::any::Any> {
-        self.optimizer
-    }
 }
 
 /// Receives every iteration of a run and may stop it.
@@ -216,13 +168,13 @@ impl<W> std::fmt::Debug for Progress<W> {
 impl Progress {
     /// Prints every `every` iterations (at least 1) to standard output.
     pub fn new(every: usize) -> Self {
-        Progress::to_writer(every, std::io::stdout())
+        Progress::with_writer(every, std::io::stdout())
     }
 }
 
 impl<W: Write> Progress<W> {
     /// Prints every `every` iterations (at least 1) to `out`.
-    pub fn to_writer(every: usize, out: W) -> Self {
+    pub fn with_writer(every: usize, out: W) -> Self {
         Progress {
             every: every.max(1),
             out,
@@ -253,7 +205,7 @@ impl<F: Float, W: Write> Observer<F> for Progress<W> {
         let _ = writeln!(
             self.out,
             "{:>8} {:>9.3} {:>9} {:>11.3e} {:>13.6e} {:>11.3e}",
-            r.iteration, r.epoch, r.batch_size, r.step, r.loss, r.grad_norm_sq
+            r.iteration, r.epochs, r.batch_size, r.step_size, r.loss, r.grad_norm_sq
         );
         ControlFlow::Continue(())
     }

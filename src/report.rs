@@ -1,4 +1,4 @@
-//! The outcome of a run.
+//! What a run reports: a record per iteration, and the result at its end.
 
 use std::fmt;
 
@@ -32,6 +32,9 @@ pub enum StopReason {
     /// The batch held every sample and the step no longer changed the iterate in floating
     /// point: the run reached the precision of the float type before the tolerance.
     NoProgress,
+    /// A checkpoint could not be saved (cargo feature `serde`): the run stopped rather than go
+    /// on unprotected, and the saver holds the error.
+    CheckpointFailed,
 }
 
 impl fmt::Display for StopReason {
@@ -42,8 +45,40 @@ impl fmt::Display for StopReason {
             StopReason::IterationBudget => "iteration budget used up",
             StopReason::Observer => "stopped by an observer",
             StopReason::NoProgress => "no progress at this floating-point precision",
+            StopReason::CheckpointFailed => "a checkpoint could not be saved",
         })
     }
+}
+
+/// What happened in one iteration (one step).
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct IterRecord<F> {
+    /// The iteration (0-based).
+    pub iteration: usize,
+    /// Epochs used so far: per-sample gradient evaluations / N.
+    pub epochs: f64,
+    /// The size of the batch the step was taken on.
+    pub batch_size: usize,
+    /// How many times the batch grew in this iteration before it passed the test.
+    pub growth_rounds: usize,
+    /// The batch loss `ℓ_B` at the iterate before the step.
+    pub loss: F,
+    /// The batch loss at the new iterate, when the step rule evaluated it.
+    pub loss_after: Option<F>,
+    /// `‖g_B‖²`, the squared norm of the batch gradient.
+    pub grad_norm_sq: F,
+    /// `V_B`, the variance estimate of the per-sample gradients.
+    pub variance: F,
+    /// The step size α.
+    pub step_size: F,
+    /// How many times the line search shrank the step.
+    pub backtracks: usize,
+    /// Per-sample gradient evaluations so far.
+    pub grad_evals: u64,
+    /// Per-sample loss evaluations so far (line searches, and batch losses a model did not
+    /// return with its gradients).
+    pub loss_evals: u64,
 }
 
 /// The result of a run.

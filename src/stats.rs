@@ -53,6 +53,20 @@ pub struct GradStats<F> {
     float: PhantomData<F>,
 }
 
+impl<F> Default for GradStats<F> {
+    /// An empty accumulator for gradients of length 0.
+    fn default() -> Self {
+        GradStats {
+            count: 0,
+            mean: Array1::zeros(0),
+            m2: 0.0,
+            loss_sum: 0.0,
+            loss_count: 0,
+            float: PhantomData,
+        }
+    }
+}
+
 impl<F: Float> GradStats<F> {
     /// An empty accumulator for gradients of length `dim`.
     pub fn new(dim: usize) -> Self {
@@ -244,7 +258,7 @@ impl<F: Float> GradStats<F> {
 
     /// The mean gradient `g_B` rounded to `F` (a new vector).
     pub fn gradient(&self) -> Array1<F> {
-        self.mean.mapv(F::lit)
+        self.mean.mapv(F::from_f64)
     }
 
     /// `‖g_B‖²`, in `f64`.
@@ -271,7 +285,7 @@ impl<F: Float> GradStats<F> {
     /// once to `F`).
     pub fn loss(&self) -> Option<F> {
         (self.count > 0 && self.loss_count == self.count)
-            .then(|| F::lit(self.loss_sum / self.count as f64))
+            .then(|| F::from_f64(self.loss_sum / self.count as f64))
     }
 
     /// Whether the mean, the sum of squared deviations and the loss sum are all finite.
@@ -436,13 +450,13 @@ mod tests {
     fn push_all<F: Float>(rows: &Array2<f64>) -> GradStats<F> {
         let mut s = GradStats::new(rows.ncols());
         for r in rows.rows() {
-            s.push(&r.mapv(F::lit));
+            s.push(&r.mapv(F::from_f64));
         }
         s
     }
 
     fn check_against_two_pass<F: Float>(rows: &Array2<f64>, rel_tol: f64) {
-        let (mean, m2) = two_pass(&rows.mapv(|x| F::lit(x).as_f64()));
+        let (mean, m2) = two_pass(&rows.mapv(|x| F::from_f64(x).as_f64()));
         let s = push_all::<F>(rows);
         for (a, b) in s.mean().iter().zip(mean.iter()) {
             assert!(
@@ -597,8 +611,8 @@ mod tests {
 
     fn two_samples<F: Float>(a: [f64; 2], b: [f64; 2]) -> GradStats<F> {
         let mut s = GradStats::new(2);
-        s.push(&array![F::lit(a[0]), F::lit(a[1])]);
-        s.push(&array![F::lit(b[0]), F::lit(b[1])]);
+        s.push(&array![F::from_f64(a[0]), F::from_f64(a[1])]);
+        s.push(&array![F::from_f64(b[0]), F::from_f64(b[1])]);
         s
     }
 

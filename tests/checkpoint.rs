@@ -33,7 +33,7 @@ fn resumed_equals_uninterrupted<F, S>(
     p: &Ridge<F>,
 ) where
     F: Float + Serialize + DeserializeOwned,
-    S: StepRule<F> + Validate + Clone + Serialize + DeserializeOwned,
+    S: StepRule + Clone + Serialize + DeserializeOwned,
 {
     let w0 = Array1::<F>::zeros(p.dim());
     let whole = builder().build().unwrap().minimize(p, w0.clone()).unwrap();
@@ -60,12 +60,12 @@ fn resumed_equals_uninterrupted<F, S>(
         "{name}: resumed {resumed} vs whole {whole}"
     );
 
-    // From an observer: stop a run after its fourth step with a copy of its state, as an
-    // interrupted run would have saved it; resuming that copy finishes the run exactly.
-    let mut taken = None;
+    // Saved by the loop, stopped by an observer after the fourth step: the file holds the
+    // state after that step, and resuming it finishes the run exactly.
+    let path = temp_path(&format!("{name}-cut-{}", std::any::type_name::<F>()).replace(' ', "-"));
+    let mut saver = SaveEvery::new(&path, 1);
     let mut interrupt = observe::from_fn(|v: &IterView<'_, F>| {
         if v.record.iteration == 3 {
-            taken = Some(v.checkpoint::<S>().expect("a BigBatchSgd<S>"));
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -74,26 +74,31 @@ fn resumed_equals_uninterrupted<F, S>(
     let cut = builder()
         .build()
         .unwrap()
-        .minimize_with(p, w0.clone(), &mut interrupt)
+        .minimize_checkpointed(p, w0.clone(), &mut interrupt, &mut saver)
         .unwrap();
     assert_eq!(
-        (cut.stop, cut.iterations),
-        (StopReason::Observer, 4),
+        (cut.stop, cut.iterations, saver.saved()),
+        (StopReason::Observer, 4, 4),
         "{name}"
     );
-    let (mut opt, run) = taken.unwrap().into_parts();
+    let (mut opt, run) = Checkpoint::<F, S>::load(&path).unwrap().into_parts();
+    std::fs::remove_file(&path).unwrap();
     assert_eq!(run.iteration(), 4);
     let resumed = opt.resume_with(p, run, &mut ()).unwrap();
-    assert_eq!(bits(&resumed), bits(&whole), "{name}: from an observer");
+    assert_eq!(
+        bits(&resumed),
+        bits(&whole),
+        "{name}: after an observer's stop"
+    );
 
     // Saving every 4 iterations during a whole run changes nothing, and the last file resumes
     // to the same report.
     let path = temp_path(&format!("{name}-every-{}", std::any::type_name::<F>()).replace(' ', "-"));
-    let mut saver = SaveEvery::<S>::new(&path, 4);
+    let mut saver = SaveEvery::new(&path, 4);
     let saved_run = builder()
         .build()
         .unwrap()
-        .minimize_with(p, w0, &mut saver)
+        .minimize_checkpointed(p, w0, &mut (), &mut saver)
         .unwrap();
     assert!(saver.error().is_none(), "{name}: {:?}", saver.error());
     assert_eq!(bits(&saved_run), bits(&whole), "{name}: observed");
@@ -125,17 +130,13 @@ fn all_configurations<F: Float + Serialize + DeserializeOwned>() {
         &p,
     );
     resumed_equals_uninterrupted("armijo", || base().step(Armijo::new()), &p);
-    resumed_equals_uninterrupted(
-        "bb persistent",
-        || base().step(BarzilaiBorwein::<F>::new()),
-        &p,
-    );
+    resumed_equals_uninterrupted("bb persistent", || base().step(BarzilaiBorwein::new()), &p);
     resumed_equals_uninterrupted(
         "bb fresh",
         || {
             base()
                 .batch_mode(BatchMode::Fresh)
-                .step(BarzilaiBorwein::<F>::new())
+                .step(BarzilaiBorwein::new())
         },
         &p,
     );
@@ -170,7 +171,7 @@ fn saving_replaces_the_old_file_and_leaves_no_temporary() {
     opt.iterate(&p, &mut run).unwrap();
     Checkpoint::new(&opt, &run).save(&path).unwrap();
     let loaded: Checkpoint<f64, Lbfgs> = Checkpoint::load(&path).unwrap();
-    assert_eq!(loaded.run.iteration(), 1, "the newer checkpoint");
+    assert_eq!(loaded.run().iteration(), 1, "the newer checkpoint");
     let dir = path.parent().unwrap();
     let stem = path.file_name().unwrap().to_string_lossy().to_string();
     let leftovers = std::fs::read_dir(dir)
@@ -187,7 +188,7 @@ fn saving_replaces_the_old_file_and_leaves_no_temporary() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, &text[..text.len() / 2]).unwrap();
     match Checkpoint::<f64, Lbfgs>::load(&path) {
-        Err(Error::Io { path: named, .. }) => assert!(named.contains("bigbatch-ck-")),
+        Err(Error::Checkpoint { path: named, .. }) => assert!(named.contains("bigbatch-ck-")),
         other => panic!("{:?}", other.map(|_| ())),
     }
     std::fs::remove_file(&path).unwrap();
@@ -234,31 +235,64 @@ fn a_checkpoint_that_cannot_be_written_stops_the_run_with_the_reason() {
     let bad = std::env::temp_dir()
         .join("no-such-folder-bigbatch-every")
         .join("ck.json");
-    let mut saver = SaveEvery::<Lbfgs>::new(&bad, 2);
+    let mut saver = SaveEvery::new(&bad, 2);
     let report = BigBatchSgd::builder()
         .tolerance(0.0)
         .build()
         .unwrap()
-        .minimize_with(&p, Array1::zeros(3), &mut saver)
+        .minimize_checkpointed(&p, Array1::zeros(3), &mut (), &mut saver)
         .unwrap();
-    assert_eq!((report.stop, report.iterations), (StopReason::Observer, 2));
+    assert_eq!(
+        (report.stop, report.iterations),
+        (StopReason::CheckpointFailed, 2)
+    );
     assert!(report.w.iter().all(|x| x.is_finite()));
     match saver.error() {
-        Some(Error::Io { path, .. }) => assert!(path.contains("no-such-folder-bigbatch-every")),
+        Some(Error::Io { path, source }) => {
+            assert!(path.contains("no-such-folder-bigbatch-every"));
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(saver.saved(), 0);
+}
 
-    // The wrong step-rule type is reported, not ignored.
-    let path = temp_path("wrong-rule");
-    let mut wrong = SaveEvery::<Armijo>::new(&path, 1);
-    let report = BigBatchSgd::builder()
-        .build()
-        .unwrap()
-        .minimize_with(&p, Array1::zeros(3), &mut wrong)
-        .unwrap();
-    assert_eq!((report.stop, report.iterations), (StopReason::Observer, 1));
-    let message = wrong.error().expect("an error").to_string();
-    assert!(message.contains("Armijo"), "{message}");
-    assert!(!path.exists());
+#[test]
+fn a_checkpoint_of_another_type_version_or_run_is_refused_by_name() {
+    let p = ridge::<f64>(54, 300, 3, 1.0, 1e-3);
+    let mut opt = BigBatchSgd::builder().build().unwrap();
+    let mut run = opt.start(&p, Array1::zeros(3)).unwrap();
+    opt.iterate(&p, &mut run).unwrap();
+    let path = temp_path("refused");
+    Checkpoint::new(&opt, &run).save(&path).unwrap();
+    let refused = |path: &std::path::Path, wanted: &str| match Checkpoint::<f64, Armijo>::load(path)
+    {
+        Err(e @ Error::Checkpoint { .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("bigbatch-ck-") && message.contains(wanted),
+                "{message}"
+            );
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    };
+    // Another step rule type.
+    refused(&path, "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Another format version.
+    std::fs::write(&path, text.replacen("\"format\":2", "\"format\":1", 1)).unwrap();
+    refused(&path, "format version 1");
+    // A run whose sampler is not a permutation of its samples.
+    let loaded = |text: String| {
+        std::fs::write(&path, text).unwrap();
+        Checkpoint::<f64, Lbfgs>::load(&path).map(|_| ())
+    };
+    assert!(loaded(text.clone()).is_ok());
+    let bad = text.replacen("\"n_samples\":300", "\"n_samples\":299", 1);
+    assert_ne!(bad, text);
+    match loaded(bad) {
+        Err(e @ Error::Checkpoint { .. }) => assert!(e.to_string().contains("permutation"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_file(&path).unwrap();
 }

@@ -15,7 +15,7 @@ use rand::RngExt;
 /// Logistic regression on generated data (`n × d`, labels from a noisy linear rule).
 fn logistic<F: Float>(seed: u64, n: usize, d: usize, lambda: f64) -> Logistic<F> {
     let mut r = rng(seed);
-    let x = Array2::from_shape_fn((n, d), |_| F::lit(r.random::<f64>() * 2.0 - 1.0));
+    let x = Array2::from_shape_fn((n, d), |_| F::from_f64(r.random::<f64>() * 2.0 - 1.0));
     let truth: Vec<f64> = (0..d).map(|j| (j as f64 * 0.7).sin() * 3.0).collect();
     let y: Array1<F> = x
         .rows()
@@ -23,7 +23,7 @@ fn logistic<F: Float>(seed: u64, n: usize, d: usize, lambda: f64) -> Logistic<F>
         .map(|row| {
             let z: f64 = row.iter().zip(&truth).map(|(a, b)| a.as_f64() * b).sum();
             let noisy = z + 0.5 * (r.random::<f64>() * 2.0 - 1.0);
-            F::lit(if noisy > 0.0 { 1.0 } else { -1.0 })
+            F::from_f64(if noisy > 0.0 { 1.0 } else { -1.0 })
         })
         .collect();
     Logistic::new(Dataset::from_dense(x, y).unwrap(), lambda).unwrap()
@@ -64,7 +64,7 @@ fn run_rule<F: Float, Ob: Observer<F>>(
         ),
         3 => (
             "bb".into(),
-            base.step(BarzilaiBorwein::<F>::new())
+            base.step(BarzilaiBorwein::new())
                 .build()
                 .unwrap()
                 .minimize_with(model, w0, observer),
@@ -128,7 +128,7 @@ fn zero_steps_never_repeat<F: Float>() {
             let mut zero_steps = 0;
             let mut repeated = Vec::new();
             let mut obs = from_fn(|v: &IterView<'_, F>| {
-                let zero = v.record.step.as_f64() == 0.0;
+                let zero = v.record.step_size.as_f64() == 0.0;
                 if let Some((true, size)) = last {
                     if v.record.batch_size <= size {
                         repeated.push(v.record.iteration);
@@ -179,7 +179,7 @@ fn armijo_in_f32_never_spends_its_budget_on_zero_steps() {
     let zero_at_full = history
         .records()
         .iter()
-        .filter(|x| x.batch_size == 2000 && x.step == 0.0)
+        .filter(|x| x.batch_size == 2000 && x.step_size == 0.0)
         .count();
     eprintln!("armijo f32, tolerance 0, 300 epochs: {r}");
     assert_eq!(zero_at_full, 0, "{r}");

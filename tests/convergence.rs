@@ -68,7 +68,7 @@ fn recovers_generating_weights<F: Float>(tolerance: f64, max_err: f64) {
     check(
         "bb",
         base()
-            .step(BarzilaiBorwein::<F>::new())
+            .step(BarzilaiBorwein::new())
             .build()
             .unwrap()
             .minimize(&p, w0)
@@ -175,7 +175,7 @@ fn noisy_ridge_default_settings<F: Float>(tolerance: f64, max_rel_gap: f64) {
         (
             "bb",
             base()
-                .step(BarzilaiBorwein::<F>::new())
+                .step(BarzilaiBorwein::new())
                 .build()
                 .unwrap()
                 .minimize(&p, w0.clone())

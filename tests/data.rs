@@ -99,8 +99,14 @@ fn files_plain_and_gzip_give_the_same_data_and_errors_name_the_file() {
         other => panic!("{other:?}"),
     }
     match load_libsvm::<f64>(dir.join("missing.svm"), None) {
-        Err(Error::Io { path, message }) => {
-            assert!(path.ends_with("missing.svm") && !message.is_empty())
+        Err(e @ Error::Io { .. }) => {
+            let Error::Io { path, source } = &e else {
+                unreachable!()
+            };
+            assert!(path.ends_with("missing.svm"));
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            // The operating system's error is the source, as `std::error::Error` sees it.
+            assert!(std::error::Error::source(&e).is_some());
         }
         other => panic!("{other:?}"),
     }

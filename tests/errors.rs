@@ -10,7 +10,7 @@ use bigbatch::*;
 use common::*;
 use ndarray::{Array1, ArrayRef1, array};
 
-fn param_error<S: Validate>(b: BigBatchSgdBuilder<S>) -> &'static str {
+fn param_error<S: StepRule>(b: BigBatchSgdBuilder<S>) -> &'static str {
     match b.build() {
         Err(Error::InvalidParameter { name, .. }) => name,
         other => panic!("expected InvalidParameter, got {:?}", other.map(|_| ())),
@@ -25,7 +25,7 @@ fn each_invalid_parameter_is_named() {
         assert_eq!(param_error(b().growth(bad)), "growth", "growth = {bad}");
         assert_eq!(
             param_error(b().step(Fixed::new(bad))),
-            "step",
+            "step_size",
             "fixed step = {bad}"
         );
         assert_eq!(
@@ -33,7 +33,7 @@ fn each_invalid_parameter_is_named() {
             "initial_step"
         );
         assert_eq!(
-            param_error(b().step(BarzilaiBorwein::<f64>::new().initial_step(bad))),
+            param_error(b().step(BarzilaiBorwein::new().initial_step(bad))),
             "initial_step"
         );
     }
@@ -64,21 +64,24 @@ fn each_invalid_parameter_is_named() {
         );
         assert_eq!(param_error(b().step(Armijo::new().shrink(bad))), "shrink");
         assert_eq!(
-            param_error(b().step(BarzilaiBorwein::<f32>::new().sufficient_decrease(bad))),
+            param_error(b().step(BarzilaiBorwein::new().sufficient_decrease(bad))),
             "sufficient_decrease"
         );
         assert_eq!(
-            param_error(b().step(BarzilaiBorwein::<f32>::new().shrink(bad))),
+            param_error(b().step(BarzilaiBorwein::new().shrink(bad))),
             "shrink"
         );
     }
-    assert_eq!(param_error(b().step(Armijo::new().grow(0.5))), "grow");
+    assert_eq!(
+        param_error(b().step(Armijo::new().increase_factor(0.5))),
+        "increase_factor"
+    );
     assert_eq!(
         param_error(b().step(Armijo::new().max_backtracks(0))),
         "max_backtracks"
     );
     assert_eq!(
-        param_error(b().step(BarzilaiBorwein::<f64>::new().max_backtracks(0))),
+        param_error(b().step(BarzilaiBorwein::new().max_backtracks(0))),
         "max_backtracks"
     );
     // Step bounds inverted or out of range.
@@ -95,11 +98,11 @@ fn each_invalid_parameter_is_named() {
         "min_step"
     );
     assert_eq!(
-        param_error(b().step(BarzilaiBorwein::<f64>::new().max_step(0.5))),
+        param_error(b().step(BarzilaiBorwein::new().max_step(0.5))),
         "max_step"
     );
     assert_eq!(
-        param_error(b().step(BarzilaiBorwein::<f64>::new().min_step(f64::NAN))),
+        param_error(b().step(BarzilaiBorwein::new().min_step(f64::NAN))),
         "min_step"
     );
     // The message names the parameter and the allowed range.
@@ -139,28 +142,28 @@ impl Objective for Shape {
 #[test]
 fn bad_objectives_and_starting_points() {
     let mut opt = BigBatchSgd::builder().build().unwrap();
-    assert_eq!(
+    assert!(matches!(
         opt.minimize(&Shape(0, 3), Array1::zeros(3)).unwrap_err(),
         Error::EmptyObjective {
             n_samples: 0,
             dim: 3
         }
-    );
-    assert_eq!(
+    ));
+    assert!(matches!(
         opt.minimize(&Shape(5, 0), Array1::zeros(0)).unwrap_err(),
         Error::EmptyObjective {
             n_samples: 5,
             dim: 0
         }
-    );
-    assert_eq!(
+    ));
+    assert!(matches!(
         opt.minimize(&Shape(5, 3), Array1::zeros(4)).unwrap_err(),
         Error::DimensionMismatch {
             what: "w0",
             expected: 3,
             got: 4
         }
-    );
+    ));
     match opt
         .minimize(&Shape(5, 3), array![0.0, f64::NAN, 1.0])
         .unwrap_err()
@@ -214,13 +217,13 @@ impl<F: Float> Objective<F> for Poisoned<F> {
     }
 }
 
-fn nan_gives_last_good_iterate<F: Float, S: StepRule<F> + Validate>(opt: &mut BigBatchSgd<S>) {
+fn nan_gives_last_good_iterate<F: Float, S: StepRule>(opt: &mut BigBatchSgd<S>) {
     let p = Poisoned {
         inner: ridge::<F>(30, 500, 4, 1.0, 0.01),
         budget: 3000,
         calls: AtomicUsize::new(0),
     };
-    let w0 = Array1::<F>::from_elem(4, F::lit(0.25));
+    let w0 = Array1::<F>::from_elem(4, F::from_f64(0.25));
     // The iterates seen by the observer: w0, then the iterate after each step.
     let mut iterates = vec![w0.clone()];
     let mut obs = from_fn(|v: &IterView<'_, F>| {
@@ -269,13 +272,13 @@ fn nan_gradient_gives_non_finite_with_last_good_iterate() {
     );
     nan_gives_last_good_iterate::<f32, _>(
         &mut BigBatchSgd::paper()
-            .step(BarzilaiBorwein::<f32>::new())
+            .step(BarzilaiBorwein::new())
             .build()
             .unwrap(),
     );
     nan_gives_last_good_iterate::<f64, _>(
         &mut BigBatchSgd::builder()
-            .step(BarzilaiBorwein::<f64>::new())
+            .step(BarzilaiBorwein::new())
             .build()
             .unwrap(),
     );

@@ -17,11 +17,7 @@ fn lbfgs(mode: BatchMode) -> BigBatchSgdBuilder<Lbfgs> {
 }
 
 /// Iterations until the relative suboptimality `(f − f*)/f*` is at most 1e-10.
-fn iterations_to<S: StepRule<f64> + Validate>(
-    mut opt: BigBatchSgd<S>,
-    p: &Ridge<f64>,
-    f_star: f64,
-) -> usize {
+fn iterations_to<S: StepRule>(mut opt: BigBatchSgd<S>, p: &Ridge<f64>, f_star: f64) -> usize {
     let all = p.all();
     let mut reached = None;
     let mut obs = from_fn(|v: &IterView<'_, f64>| {

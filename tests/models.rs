@@ -41,7 +41,7 @@ fn features(seed: u64, n: usize, d: usize) -> Array2<f64> {
 }
 
 fn datasets<F: Float>(x: &Array2<f64>, y: &Array1<f64>) -> [Dataset<F>; 2] {
-    let dense = Dataset::from_dense(x.mapv(F::lit), y.mapv(F::lit)).unwrap();
+    let dense = Dataset::from_dense(x.mapv(F::from_f64), y.mapv(F::from_f64)).unwrap();
     [dense.clone(), dense.into_sparse()]
 }
 
@@ -51,7 +51,7 @@ fn fast_equals_plain<F: Float, O: Objective<F>>(name: &str, model: &O, tol: f64)
     let mut r = rng(99);
     let n = model.n_samples();
     let w: Array1<F> = (0..model.dim())
-        .map(|_| F::lit(r.random::<f64>() - 0.5))
+        .map(|_| F::from_f64(r.random::<f64>() - 0.5))
         .collect();
     for size in [1, 2, 37, 256, 257, 700] {
         let batch: Vec<usize> = (0..size).map(|_| r.random_range(0..n)).collect();
@@ -99,7 +99,7 @@ fn fast_equals_plain<F: Float, O: Objective<F>>(name: &str, model: &O, tol: f64)
 fn gradients_match_differences<F: Float, O: Objective<F>>(name: &str, model: &O, h: f64, tol: f64) {
     let mut r = rng(5);
     let w: Array1<F> = (0..model.dim())
-        .map(|_| F::lit(r.random::<f64>() - 0.5))
+        .map(|_| F::from_f64(r.random::<f64>() - 0.5))
         .collect();
     let mut g = Array1::<F>::zeros(model.dim());
     for i in [0, 1, 7, model.n_samples() - 1] {
@@ -111,8 +111,8 @@ fn gradients_match_differences<F: Float, O: Objective<F>>(name: &str, model: &O,
         );
         for j in 0..model.dim() {
             let (mut wp, mut wm) = (w.clone(), w.clone());
-            wp[j] += F::lit(h);
-            wm[j] -= F::lit(h);
+            wp[j] += F::from_f64(h);
+            wm[j] -= F::from_f64(h);
             let fd = (model.sample_loss(&wp, i).as_f64() - model.sample_loss(&wm, i).as_f64())
                 / (2.0 * h);
             let an = g[j].as_f64();

@@ -36,9 +36,9 @@ fn data<F: Float>(seed: u64, n: usize, d: usize, sparse: bool) -> (Dataset<F>, D
         .map(|row| (usize::from(row[0] > 0.0) + usize::from(row[1] > 0.3)) as f64)
         .collect::<Array1<f64>>();
     let sign = class.mapv(|c| if c > 0.5 { 1.0 } else { -1.0 });
-    let cast = |a: &Array2<f64>| a.mapv(F::lit);
-    let mut reg = Dataset::from_dense(cast(&x), sign.mapv(F::lit)).unwrap();
-    let mut cls = Dataset::from_dense(cast(&x), class.mapv(F::lit)).unwrap();
+    let cast = |a: &Array2<f64>| a.mapv(F::from_f64);
+    let mut reg = Dataset::from_dense(cast(&x), sign.mapv(F::from_f64)).unwrap();
+    let mut cls = Dataset::from_dense(cast(&x), class.mapv(F::from_f64)).unwrap();
     if sparse {
         reg = reg.into_sparse();
         cls = cls.into_sparse();
@@ -122,7 +122,7 @@ fn a_run_is_bit_identical_with_1_2_or_16_threads_f32() {
 fn chunked_agrees_with_one_pass<F: Float>(tol: f64) {
     let (reg, _) = data::<F>(4, 3000, 9, false);
     let model = Logistic::new(reg, 1e-2).unwrap();
-    let w = Array1::from_shape_fn(9, |j| F::lit(0.3 - 0.1 * j as f64));
+    let w = Array1::from_shape_fn(9, |j| F::from_f64(0.3 - 0.1 * j as f64));
     let batch: Vec<usize> = (0..2777).map(|k| (k * 13) % 3000).collect();
     let mut fast = GradStats::new(9);
     model.batch_gradient(&w, &batch, &mut fast);

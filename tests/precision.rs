@@ -60,7 +60,7 @@ fn sweep<F: Float, O: Objective<F>>(
     let (mut worst_1e6, mut worst, mut r_min, mut r_max) = (0.0f64, 0.0f64, f64::MAX, 0.0f64);
     for k in 4..=15 {
         let x = features(k as u64, n, k);
-        let data = Dataset::from_dense(x.mapv(F::lit), Array1::zeros(n)).unwrap();
+        let data = Dataset::from_dense(x.mapv(F::from_f64), Array1::zeros(n)).unwrap();
         for data in [data.clone(), data.into_sparse()] {
             let model = make(data);
             let w = w(model.dim());
@@ -118,7 +118,11 @@ fn linear_and_softmax<F: Float>() {
     // sample at w = 0, so the spread comes from the features alone.
     let with_targets = |data: Dataset<F>, y: f64| {
         let n = data.n_samples();
-        Dataset::new(data.features().clone(), Array1::from_elem(n, F::lit(y))).unwrap()
+        Dataset::new(
+            data.features().clone(),
+            Array1::from_elem(n, F::from_f64(y)),
+        )
+        .unwrap()
     };
     check::<F, _>(
         "least squares",
@@ -165,14 +169,16 @@ fn mlp_against_f64<F: Float>(tol_1e6: f64) {
         )
         .unwrap();
         let net = Mlp::new(
-            Dataset::from_dense(x.mapv(F::lit), Array1::zeros(n)).unwrap(),
+            Dataset::from_dense(x.mapv(F::from_f64), Array1::zeros(n)).unwrap(),
             3,
             &[5],
             Activation::Tanh,
             0.0,
         )
         .unwrap();
-        let w: Array1<F> = net64.initial_weights(k as u64).mapv(|v| F::lit(v * 0.1));
+        let w: Array1<F> = net64
+            .initial_weights(k as u64)
+            .mapv(|v| F::from_f64(v * 0.1));
         let w64 = w.mapv(F::as_f64);
         let (g2, m2) = reference(&net64, &w64, &batch);
         let ratio = g2 * n as f64 / m2;

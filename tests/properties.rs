@@ -74,7 +74,7 @@ fn random_data<F: Float>(
         let z: f64 = row.iter().zip(&w).map(|(a, b)| a * b).sum();
         targets(z, r)
     }));
-    let data = Dataset::from_dense(x.mapv(F::lit), y.mapv(F::lit)).unwrap();
+    let data = Dataset::from_dense(x.mapv(F::from_f64), y.mapv(F::from_f64)).unwrap();
     if r.random_bool(0.5) {
         data.into_sparse()
     } else {
@@ -140,7 +140,7 @@ impl Config {
     }
 }
 
-fn check_run<F: Float, O: Objective<F>, S: StepRule<F> + Validate>(
+fn check_run<F: Float, O: Objective<F>, S: StepRule>(
     case: &str,
     c: &Config,
     opt: &mut BigBatchSgd<S>,
@@ -244,8 +244,9 @@ fn random_runs<F: Float>(cases: u64) {
                 let model = $model;
                 match rule_kind {
                     0 => check_run(&case, &c, &mut c.apply(BigBatchSgd::builder()).build().unwrap(), model),
-                    1 => check_run(&case, &c, &mut c.apply(BigBatchSgd::builder().step(Armijo::new().keep_first_trial(keep))).build().unwrap(), model),
-                    2 => check_run(&case, &c, &mut c.apply(BigBatchSgd::builder().step(BarzilaiBorwein::<F>::new().keep_first_trial(keep))).build().unwrap(), model),
+                    1 => check_run(&case, &c, &mut c.apply(BigBatchSgd::builder().step(Armijo::new())).build().unwrap(), model),
+                    2 if keep => check_run(&case, &c, &mut c.apply(BigBatchSgd::builder().step(BarzilaiBorwein::new())).build().unwrap(), model),
+                    2 => check_run(&case, &c, &mut c.apply(BigBatchSgd::builder().step(Lbfgs::new().memory(2))).build().unwrap(), model),
                     _ => {
                         let alpha = 10f64.powf(-3.0 + 3.5 * r.random::<f64>()); // up to 3: may diverge
                         check_run(&case, &c, &mut c.apply(BigBatchSgd::builder().step(Fixed::new(alpha))).build().unwrap(), model)

@@ -17,7 +17,7 @@ struct Seen<F> {
     record: IterRecord<F>,
 }
 
-fn observe_run<F: Float, S: StepRule<F> + Validate, O: Objective<F>>(
+fn observe_run<F: Float, S: StepRule, O: Objective<F>>(
     opt: &mut BigBatchSgd<S>,
     objective: &O,
     w0: Array1<F>,
@@ -77,7 +77,7 @@ fn full_batch_is_gradient_descent<F: Float>(rel_tol: f64) {
             assert_eq!(s.record.batch_size, 60, "the batch never shrinks");
             assert_eq!(s.batch.len(), 60);
             let g = p.grad64(&s.before, &all);
-            let alpha = s.record.step.as_f64();
+            let alpha = s.record.step_size.as_f64();
             let scale = s.before.iter().map(|x| x.abs()).fold(1e-30, f64::max);
             for j in 0..4 {
                 let expect = s.before[j] - alpha * g[j];
@@ -121,7 +121,7 @@ fn check_armijo<F: Float>(name: &str, p: &Ridge<F>, c: f64, seen: &[Seen<F>]) {
         let f1 = p.loss64(&s.after, &s.batch);
         let g = p.grad64(&s.before, &s.batch);
         let g2: f64 = g.iter().map(|x| x * x).sum();
-        let alpha = s.record.step.as_f64();
+        let alpha = s.record.step_size.as_f64();
         let allowance = 12.0 * F::epsilon().as_f64() * f0.abs() + 1e-300;
         assert!(
             f1 <= f0 - c * alpha * g2 + allowance,
@@ -152,7 +152,7 @@ fn armijo_condition_holds<F: Float>() {
     let (_, seen) = observe_run(&mut b().step(rule).build().unwrap(), &p, w0());
     check_armijo("armijo, c = 0.3, increase on batch growth", &p, 0.3, &seen);
     let (_, seen) = observe_run(
-        &mut b().step(BarzilaiBorwein::<F>::new()).build().unwrap(),
+        &mut b().step(BarzilaiBorwein::new()).build().unwrap(),
         &p,
         w0(),
     );
@@ -186,7 +186,7 @@ impl<F: Float> Objective<F> for Quadratic<F> {
         let mut s = F::zero();
         for j in 0..self.d.len() {
             let r = w[j] - self.a[i][j];
-            s += F::lit(0.5) * self.d[j] * r * r;
+            s += F::from_f64(0.5) * self.d[j] * r * r;
         }
         s
     }
@@ -203,11 +203,11 @@ fn bb_step_is_inverse_curvature<F: Float>(rel_tol: f64, tolerance: f64) {
     let n = 40;
     let diag = [1.0, 1.3, 1.7, 2.0];
     let q = Quadratic::<F> {
-        d: diag.iter().map(|&x| F::lit(x)).collect(),
+        d: diag.iter().map(|&x| F::from_f64(x)).collect(),
         a: (0..n)
             .map(|i| {
                 (0..4)
-                    .map(|j| F::lit(((i * 7 + j * 3) % 11) as f64 - 5.0))
+                    .map(|j| F::from_f64(((i * 7 + j * 3) % 11) as f64 - 5.0))
                     .collect()
             })
             .collect(),
@@ -216,7 +216,7 @@ fn bb_step_is_inverse_curvature<F: Float>(rel_tol: f64, tolerance: f64) {
         let mut opt = BigBatchSgd::builder()
             .batch_mode(mode)
             .initial_batch(n)
-            .step(BarzilaiBorwein::<F>::new())
+            .step(BarzilaiBorwein::new())
             .tolerance(tolerance)
             .max_iterations(12)
             .build()
@@ -226,14 +226,14 @@ fn bb_step_is_inverse_curvature<F: Float>(rel_tol: f64, tolerance: f64) {
 }
 
 fn bb_run_is_inverse_curvature<F: Float>(
-    opt: &mut BigBatchSgd<BarzilaiBorwein<F>>,
+    opt: &mut BigBatchSgd<BarzilaiBorwein>,
     q: &Quadratic<F>,
     diag: &[f64; 4],
     n: usize,
     mode: BatchMode,
     rel_tol: f64,
 ) {
-    let (_, seen) = observe_run(opt, q, Array1::from_elem(4, F::lit(10.0)));
+    let (_, seen) = observe_run(opt, q, Array1::from_elem(4, F::from_f64(10.0)));
     assert!(seen.len() >= 6, "{} steps", seen.len());
     let records: Vec<_> = seen.iter().map(|s| s.record).collect();
     let kept = kept_statistics(&records);
@@ -266,7 +266,7 @@ fn bb_run_is_inverse_curvature<F: Float>(
             sy += step * curvature * step;
         }
         let expected = ss / sy;
-        let got = s.record.step.as_f64();
+        let got = s.record.step_size.as_f64();
         assert_eq!(
             s.record.backtracks, 0,
             "curvature in [1, 2]: Armijo accepts 1/ν"
@@ -301,7 +301,7 @@ fn bb_step_is_noise_corrected<F: Float>(rel_tol: f64) {
 
 fn bb_noise_corrected_in<F: Float>(mode: BatchMode, rel_tol: f64) {
     let p = ridge::<F>(33, 2000, 5, 2.0, 0.01);
-    let rule = BarzilaiBorwein::<F>::new().smoothing(false);
+    let rule = BarzilaiBorwein::new().smoothing(false);
     let mut opt = BigBatchSgd::builder()
         .batch_mode(mode)
         .initial_batch(20)
@@ -339,7 +339,7 @@ fn bb_noise_corrected_in<F: Float>(mode: BatchMode, rel_tol: f64) {
         let g2 = g.dot(&g);
         let factor = g2 / (g2 + p.variance64(&s.before, &s.batch) / n as f64);
         let expected = (factor / nu).clamp(1e-12, 1e6);
-        let got = s.record.step.as_f64();
+        let got = s.record.step_size.as_f64();
         assert!(
             (got - expected).abs() <= rel_tol * expected,
             "t={t}: α {got} vs {expected} (factor {factor})"
@@ -377,7 +377,7 @@ fn armijo_enlarges_the_step_only_when_the_batch_grows() {
     let mut grew_and_doubled = 0;
     for pair in seen.windows(2) {
         let (a, b) = (&pair[0].record, &pair[1].record);
-        let ratio = b.step / a.step;
+        let ratio = b.step_size / a.step_size;
         let expected_before_search = if b.growth_rounds > 0 { 2.0 } else { 1.0 };
         // After the search: the enlarged step, halved `backtracks` times.
         let expected = expected_before_search * 0.5f64.powi(b.backtracks as i32);
@@ -411,7 +411,7 @@ fn armijo_enlarges_the_step_every_iteration_by_default() {
         let (a, b) = (&pair[0].record, &pair[1].record);
         let expected = 2.0 * 0.5f64.powi(b.backtracks as i32);
         assert!(
-            (b.step / a.step - expected).abs() <= 1e-12 * expected,
+            (b.step_size / a.step_size - expected).abs() <= 1e-12 * expected,
             "it {}",
             b.iteration
         );

@@ -23,7 +23,7 @@ pub fn logistic_data<F: Float>(n: usize, d: usize, density: f64, seed: u64) -> D
         for (v, wt) in row.iter_mut().zip(&w_true) {
             if rng.random::<f64>() < density {
                 let value = rng.random::<f64>();
-                *v = F::lit(value);
+                *v = F::from_f64(value);
                 z += value * wt;
             }
         }

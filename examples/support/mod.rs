@@ -6,9 +6,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use bigbatch::observe::from_fn;
-use bigbatch::{
-    BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Objective, StepRule, Validate,
-};
+use bigbatch::{BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Objective, StepRule};
 use ndarray::Array1;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -112,7 +110,7 @@ impl Curve {
 }
 
 /// A big-batch run, recording the full objective after every step.
-pub fn big_batch_curve<O: Objective<f64>, S: StepRule<f64> + Validate>(
+pub fn big_batch_curve<O: Objective<f64>, S: StepRule>(
     label: &str,
     o: &O,
     optimizer: &mut BigBatchSgd<S>,
@@ -124,7 +122,7 @@ pub fn big_batch_curve<O: Objective<f64>, S: StepRule<f64> + Validate>(
     let mut points = vec![(0.0, (f0 - f_star) / f_star, 0)];
     let mut obs = from_fn(|v: &IterView<'_, f64>| {
         let f = o.batch_loss(v.w, &all);
-        points.push((v.record.epoch, (f - f_star) / f_star, v.record.batch_size));
+        points.push((v.record.epochs, (f - f_star) / f_star, v.record.batch_size));
         ControlFlow::Continue(())
     });
     optimizer.minimize_with(o, w0, &mut obs)?;

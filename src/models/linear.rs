@@ -34,12 +34,12 @@ impl ScalarLoss for SquaredLoss {
     #[inline]
     fn value<F: Float>(&self, z: F, y: F) -> F {
         let r = z - y;
-        F::lit(0.5) * r * r
+        F::from_f64(0.5) * r * r
     }
     #[inline]
     fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F) {
         let r = z - y;
-        (F::lit(0.5) * r * r, r)
+        (F::from_f64(0.5) * r * r, r)
     }
 }
 
@@ -98,12 +98,15 @@ impl ScalarLoss for HuberLoss {
     }
     #[inline]
     fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F) {
-        let delta = F::lit(self.delta);
+        let delta = F::from_f64(self.delta);
         let r = z - y;
         if r.abs() <= delta {
-            (F::lit(0.5) * r * r, r)
+            (F::from_f64(0.5) * r * r, r)
         } else {
-            (delta * (r.abs() - F::lit(0.5) * delta), delta * r.signum())
+            (
+                delta * (r.abs() - F::from_f64(0.5) * delta),
+                delta * r.signum(),
+            )
         }
     }
 }
@@ -217,7 +220,7 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
                 .map_err(|allowed| Error::InvalidData {
                     what: format!("target {y} of sample {i}: {allowed}"),
                 })?;
-            *t = F::lit(prepared);
+            *t = F::from_f64(prepared);
         }
         // Rows contiguous in memory, for the dense kernels.
         let features = match data.features() {
@@ -231,7 +234,7 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
             features,
             targets,
             row_norms_sq,
-            lambda: F::lit(lambda),
+            lambda: F::from_f64(lambda),
             loss,
         })
     }

@@ -102,7 +102,7 @@ impl<F: Float> Mlp<F> {
             row_norms_sq,
             layers,
             activation,
-            lambda: F::lit(lambda),
+            lambda: F::from_f64(lambda),
         })
     }
 
@@ -114,7 +114,7 @@ impl<F: Float> Mlp<F> {
         for (l, &(n_in, n_out)) in self.layers.iter().enumerate() {
             let r = (6.0 / (n_in + n_out) as f64).sqrt();
             for v in w.slice_mut(s![off[l]..off[l] + n_in * n_out]).iter_mut() {
-                *v = F::lit(r * (2.0 * rng.random::<f64>() - 1.0));
+                *v = F::from_f64(r * (2.0 * rng.random::<f64>() - 1.0));
             }
         }
         w
@@ -317,7 +317,7 @@ impl<F: Float> Objective<F> for Mlp<F> {
     }
 
     fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
-        F::lit(self.forward_loss(w, &[i])) + ridge_penalty(self.lambda, w)
+        F::from_f64(self.forward_loss(w, &[i])) + ridge_penalty(self.lambda, w)
     }
 
     fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
@@ -330,8 +330,8 @@ impl<F: Float> Objective<F> for Mlp<F> {
         Zip::from(&mut *grad)
             .and(w)
             .and(&data)
-            .for_each(|g, &w, &d| *g = self.lambda * w + F::lit(d));
-        F::lit(loss) + ridge_penalty(self.lambda, w)
+            .for_each(|g, &w, &d| *g = self.lambda * w + F::from_f64(d));
+        F::from_f64(loss) + ridge_penalty(self.lambda, w)
     }
 
     /// The forward pass only, summed in `f64` chunk by chunk exactly as

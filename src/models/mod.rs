@@ -43,7 +43,7 @@ use crate::stats::GradStats;
 
 /// `(λ/2)‖w‖²`.
 pub(crate) fn ridge_penalty<F: Float>(lambda: F, w: &ArrayRef1<F>) -> F {
-    F::lit(0.5) * lambda * w.dot(w)
+    F::from_f64(0.5) * lambda * w.dot(w)
 }
 
 /// Refuses a data set with no samples or no features.
@@ -135,5 +135,5 @@ pub(crate) fn batch_mean_loss<F: Float>(
     let sum = crate::parallel::sum_chunks(batch, |chunk| {
         chunk_loss(chunk_data_loss(chunk), chunk.len(), w, lambda)
     });
-    F::lit(sum / batch.len() as f64)
+    F::from_f64(sum / batch.len() as f64)
 }

@@ -59,7 +59,7 @@ impl<F: Float> Softmax<F> {
             labels,
             row_norms_sq,
             n_classes,
-            lambda: F::lit(lambda),
+            lambda: F::from_f64(lambda),
         })
     }
 

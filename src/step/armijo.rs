@@ -1,4 +1,4 @@
-use super::{LineSearch, Step, StepContext, StepRule, Validate};
+use super::{FirstTrial, LineSearch, Step, StepContext, StepRule};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
@@ -34,10 +34,9 @@ pub enum StepIncrease {
 ///
 /// The search uses the same batch `B` whose gradient was drawn, and costs only batch losses
 /// at trial points. Defaults: initial step 1, c = 0.1, β = 0.5, γ = 2 every iteration,
-/// α_max = 1e6, α_min = 1e-12, 60 backtracks at most. With persistent batches and a step
-/// enlarged only on batch growth (or never), consider
-/// [`keep_first_trial(true)`](Self::keep_first_trial): the carried step is then usually
-/// accepted at once, and its statistics can start the next iteration.
+/// α_max = 1e6, α_min = 1e-12, 60 backtracks at most. Only losses are evaluated at trial
+/// points: the first trial is the enlarged step, usually rejected, and gradients there would
+/// be wasted (accepted in 0 of 36 to 13 of 60 iterations on a ridge test problem).
 ///
 /// # Example
 /// ```
@@ -51,7 +50,7 @@ pub enum StepIncrease {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Armijo {
     initial_step: f64,
-    grow: f64,
+    increase_factor: f64,
     max_step: f64,
     increase: StepIncrease,
     search: LineSearch,
@@ -62,15 +61,10 @@ impl Default for Armijo {
     fn default() -> Self {
         Armijo {
             initial_step: 1.0,
-            grow: 2.0,
+            increase_factor: 2.0,
             max_step: 1e6,
             increase: StepIncrease::EveryIteration,
-            // The first trial is the enlarged step, usually rejected: its gradients would be
-            // wasted (accepted in 0 of 36 to 13 of 60 iterations on a ridge test problem).
-            search: LineSearch {
-                keep_first_trial: false,
-                ..LineSearch::default()
-            },
+            search: LineSearch::default(),
             alpha: 1.0,
         }
     }
@@ -81,7 +75,7 @@ impl Armijo {
     pub fn new() -> Self {
         Self::default()
     }
-    line_search_setters!(0.1, false);
+    line_search_setters!(0.1);
     /// The step tried first in a run (> 0). Default 1.
     #[must_use]
     pub fn initial_step(mut self, step: f64) -> Self {
@@ -89,10 +83,11 @@ impl Armijo {
         self.alpha = step;
         self
     }
-    /// γ, the factor the step is enlarged by (≥ 1). Default 2.
+    /// γ, the factor the step is enlarged by (≥ 1); [`increase`](Self::increase) says when.
+    /// Default 2.
     #[must_use]
-    pub fn grow(mut self, gamma: f64) -> Self {
-        self.grow = gamma;
+    pub fn increase_factor(mut self, gamma: f64) -> Self {
+        self.increase_factor = gamma;
         self
     }
     /// When to enlarge the step. Default [`StepIncrease::EveryIteration`].
@@ -122,20 +117,18 @@ pub(crate) fn validate_bounds(initial: f64, min: f64, max: f64) -> Result<()> {
     Ok(())
 }
 
-impl Validate for Armijo {
+impl StepRule for Armijo {
     fn validate(&self) -> Result<()> {
         self.search.validate()?;
         validate_bounds(self.initial_step, self.search.min_step, self.max_step)?;
-        check::at_least_one("grow", self.grow)
+        check::at_least_one("increase_factor", self.increase_factor)
     }
-}
 
-impl<F: Float> StepRule<F> for Armijo {
     fn reset(&mut self) {
         self.alpha = self.initial_step;
     }
 
-    fn step<O: Objective<F> + ?Sized>(
+    fn step<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>> {
@@ -145,13 +138,13 @@ impl<F: Float> StepRule<F> for Armijo {
             StepIncrease::Never => false,
         };
         if enlarge {
-            self.alpha = (self.alpha * self.grow).min(self.max_step);
+            self.alpha = (self.alpha * self.increase_factor).min(self.max_step);
         }
-        let step = ctx.backtrack(F::lit(self.alpha), &self.search)?;
+        let step = ctx.backtrack(F::from_f64(self.alpha), &self.search, FirstTrial::Loss)?;
         // A search that could not resolve a decrease makes no step; the next search starts
         // again from the initial step (enlarging zero would give zero forever).
-        self.alpha = if step.alpha > F::zero() {
-            step.alpha.as_f64()
+        self.alpha = if step.step_size > F::zero() {
+            step.step_size.as_f64()
         } else {
             self.initial_step
         };

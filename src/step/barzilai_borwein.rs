@@ -1,11 +1,10 @@
 use ndarray::{Array1, Zip};
 
 use super::armijo::validate_bounds;
-use super::{LineSearch, Step, StepContext, StepRule, Validate};
-use crate::error::{Error, Result};
+use super::{FirstTrial, LineSearch, Step, StepContext, StepRule};
+use crate::error::Result;
 use crate::float::Float;
 use crate::objective::Objective;
-use crate::stats::GradStats;
 
 /// A step from the curvature along the last move, measured on the current batch
 /// (Barzilai–Borwein secant), corrected for the gradient noise, smoothed, and safeguarded by
@@ -31,24 +30,24 @@ use crate::stats::GradStats;
 /// # Example
 /// ```
 /// use bigbatch::{BarzilaiBorwein, BigBatchSgd};
-/// let rule = BarzilaiBorwein::<f64>::new().max_step(10.0).smoothing(false);
+/// let rule = BarzilaiBorwein::new().max_step(10.0).smoothing(false);
 /// let _optimizer = BigBatchSgd::builder().step(rule).theta(0.5).build()?;
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct BarzilaiBorwein<F = f64> {
+pub struct BarzilaiBorwein {
     initial_step: f64,
     max_step: f64,
     smoothing: bool,
     search: LineSearch,
     alpha: f64,
-    /// The previous iterate and the batch gradient there (in `f64`).
-    prev: Option<(Array1<F>, Array1<f64>)>,
-    prev_stats: Option<GradStats<F>>,
+    /// The previous iterate and the batch gradient there (in `f64`, exact for either float
+    /// type).
+    prev: Option<(Array1<f64>, Array1<f64>)>,
 }
 
-impl<F: Float> Default for BarzilaiBorwein<F> {
+impl Default for BarzilaiBorwein {
     fn default() -> Self {
         BarzilaiBorwein {
             initial_step: 1.0,
@@ -57,17 +56,16 @@ impl<F: Float> Default for BarzilaiBorwein<F> {
             search: LineSearch::default(),
             alpha: 1.0,
             prev: None,
-            prev_stats: None,
         }
     }
 }
 
-impl<F: Float> BarzilaiBorwein<F> {
+impl BarzilaiBorwein {
     /// The rule with its defaults.
     pub fn new() -> Self {
         Self::default()
     }
-    line_search_setters!(0.1, true);
+    line_search_setters!(0.1);
     /// The step of the first iteration (> 0). Default 1.
     #[must_use]
     pub fn initial_step(mut self, step: f64) -> Self {
@@ -90,49 +88,27 @@ impl<F: Float> BarzilaiBorwein<F> {
     }
 
     /// The curvature estimate `ν = s·y / s·s` and its step estimate, if ν is usable.
-    fn estimate<O: Objective<F> + ?Sized>(
+    fn estimate<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Option<f64>> {
         let Some((prev_w, prev_g)) = self.prev.as_ref() else {
             return Ok(None);
         };
-        let (mut ss, mut sy) = (0.0, 0.0);
-        let mut accumulate = |w: &F, wp: &F, g: &f64, gp: &f64| {
-            let s = (*w - *wp).as_f64();
-            ss += s * s;
-            sy += s * (*g - *gp);
+        // Both gradients on identical samples: free with persistent batches.
+        let Some(y) = ctx.gradient_change(prev_w, prev_g)? else {
+            // The budget cannot pay for the pair: no new estimate.
+            return Ok(None);
         };
-        match ctx.previous_batch_stats() {
-            // Persistent batches: the previous batch at the current iterate is at hand, and its
-            // gradient at the previous iterate was stored: a pair on identical samples, free.
-            Some(now) => Zip::from(ctx.w())
-                .and(prev_w)
-                .and(now.mean())
-                .and(prev_g)
-                .for_each(&mut accumulate),
-            None => {
-                let prev_stats = self
-                    .prev_stats
-                    .get_or_insert_with(|| GradStats::new(prev_w.len()));
-                if !ctx.stats_at(prev_w, prev_stats) {
-                    // The budget cannot pay for the pair: no new estimate.
-                    return Ok(None);
-                }
-                if !prev_stats.is_finite() {
-                    return Err(Error::NonFinite {
-                        what: "gradient at the previous iterate",
-                        iteration: ctx.iteration(),
-                        last_iterate: Vec::new(),
-                    });
-                }
-                Zip::from(ctx.w())
-                    .and(prev_w)
-                    .and(ctx.stats().mean())
-                    .and(prev_stats.mean())
-                    .for_each(&mut accumulate);
-            }
-        }
+        let (mut ss, mut sy) = (0.0, 0.0);
+        Zip::from(ctx.w())
+            .and(prev_w)
+            .and(&y)
+            .for_each(|&w, &wp, &y| {
+                let s = (w - F::from_f64(wp)).as_f64();
+                ss += s * s;
+                sy += s * y;
+            });
         let nu = sy / ss;
         if ss <= 0.0 || !nu.is_finite() || nu <= 0.0 {
             return Ok(None);
@@ -157,20 +133,18 @@ fn noise_factor(noise: f64, g2: f64) -> f64 {
     if g2 > 0.0 { g2 / (g2 + noise) } else { 0.0 }
 }
 
-impl<F: Float> Validate for BarzilaiBorwein<F> {
+impl StepRule for BarzilaiBorwein {
     fn validate(&self) -> Result<()> {
         self.search.validate()?;
         validate_bounds(self.initial_step, self.search.min_step, self.max_step)
     }
-}
 
-impl<F: Float> StepRule<F> for BarzilaiBorwein<F> {
     fn reset(&mut self) {
         self.alpha = self.initial_step;
         self.prev = None;
     }
 
-    fn step<O: Objective<F> + ?Sized>(
+    fn step<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>> {
@@ -183,20 +157,24 @@ impl<F: Float> StepRule<F> for BarzilaiBorwein<F> {
             self.alpha = (1.0 - weight) * self.alpha + weight * estimate;
         }
         self.alpha = self.alpha.clamp(self.search.min_step, self.max_step);
-        let step = ctx.backtrack(F::lit(self.alpha), &self.search)?;
+        let step = ctx.backtrack(
+            F::from_f64(self.alpha),
+            &self.search,
+            FirstTrial::Statistics,
+        )?;
         // A search that could not resolve a decrease makes no step; the next search starts
         // again from the initial step instead of from zero.
-        self.alpha = if step.alpha > F::zero() {
-            step.alpha.as_f64()
+        self.alpha = if step.step_size > F::zero() {
+            step.step_size.as_f64()
         } else {
             self.initial_step
         };
         match self.prev.as_mut() {
             Some((w, g)) => {
-                w.assign(ctx.w());
+                w.zip_mut_with(ctx.w(), |a, &b| *a = b.as_f64());
                 g.assign(ctx.stats().mean());
             }
-            None => self.prev = Some((ctx.w().clone(), ctx.stats().mean().clone())),
+            None => self.prev = Some((ctx.w().mapv(F::as_f64), ctx.stats().mean().clone())),
         }
         Ok(step)
     }

@@ -1,4 +1,4 @@
-use super::{Step, StepContext, StepRule, Validate};
+use super::{Step, StepContext, StepRule};
 use crate::error::{Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
@@ -24,9 +24,9 @@ pub struct Fixed {
 }
 
 impl Fixed {
-    /// The rule with step size `step` (finite and > 0, checked by `build()`).
-    pub fn new(step: f64) -> Self {
-        Fixed { step }
+    /// The rule with step size `step_size` (finite and > 0, checked by `build()`).
+    pub fn new(step_size: f64) -> Self {
+        Fixed { step: step_size }
     }
 
     /// The step size.
@@ -35,23 +35,17 @@ impl Fixed {
     }
 }
 
-impl Validate for Fixed {
+impl StepRule for Fixed {
     fn validate(&self) -> Result<()> {
-        check::positive("step", self.step)
+        check::positive("step_size", self.step)
     }
-}
 
-impl<F: Float> StepRule<F> for Fixed {
     fn reset(&mut self) {}
 
-    fn step<O: Objective<F> + ?Sized>(
+    fn step<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         _ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>> {
-        Ok(Step {
-            alpha: F::lit(self.step),
-            backtracks: 0,
-            loss_after: None,
-        })
+        Ok(Step::new(F::from_f64(self.step)))
     }
 }

@@ -2,11 +2,10 @@ use std::collections::VecDeque;
 
 use ndarray::{Array1, Zip};
 
-use super::{LineSearch, Step, StepContext, StepRule, Validate};
-use crate::error::{Error, Result, check};
+use super::{FirstTrial, LineSearch, Step, StepContext, StepRule};
+use crate::error::{Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
-use crate::stats::GradStats;
 
 /// One curvature pair `(s, y)` with `ρ = 1/(s·y)`.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +43,7 @@ struct Pair {
 ///     .batch_mode(BatchMode::Persistent)
 ///     .growth_rule(GrowthRule::ToRequired)
 ///     .build()?;
-/// assert_eq!(opt.step_rule().memory_size(), 30);
+/// assert_eq!(opt.step_rule().pairs_held(), 0);
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +78,7 @@ impl Lbfgs {
     pub fn new() -> Self {
         Self::default()
     }
-    line_search_setters!(1e-4, true);
+    line_search_setters!(1e-4);
     /// How many curvature pairs to keep (≥ 1). Default 50.
     #[must_use]
     pub fn memory(mut self, m: usize) -> Self {
@@ -98,17 +97,13 @@ impl Lbfgs {
         self.curvature_eps = eps;
         self
     }
-    /// The memory size m.
-    pub fn memory_size(&self) -> usize {
-        self.memory
-    }
     /// The number of curvature pairs held now.
     pub fn pairs_held(&self) -> usize {
         self.pairs.len()
     }
 
     /// Adds the pair from the previous iterate to the current one, if it has positive
-    /// curvature.
+    /// curvature (and the budget can pay for it, with fresh batches).
     fn update_memory<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
@@ -116,32 +111,10 @@ impl Lbfgs {
         let Some((prev_w, prev_g)) = self.prev.as_ref() else {
             return Ok(());
         };
-        // The gradient, at the current iterate, of the samples the previous gradient used.
-        let now: Array1<f64> = match ctx.previous_batch_stats() {
-            Some(stats) => stats.mean().clone(),
-            None => {
-                // Fresh batches: the current batch at the previous iterate instead.
-                let point = prev_w.mapv(F::lit);
-                let mut at_prev = GradStats::new(point.len());
-                if !ctx.stats_at(&point, &mut at_prev) {
-                    // The budget cannot pay for the pair: keep the memory as it is.
-                    return Ok(());
-                }
-                if !at_prev.is_finite() {
-                    return Err(Error::NonFinite {
-                        what: "gradient at the previous iterate",
-                        iteration: ctx.iteration(),
-                        last_iterate: Vec::new(),
-                    });
-                }
-                let y = ctx.stats().mean() - at_prev.mean();
-                self.push(ctx.w().mapv(F::as_f64) - prev_w, y);
-                return Ok(());
-            }
-        };
-        let y = now - prev_g;
-        let s = ctx.w().mapv(F::as_f64) - prev_w;
-        self.push(s, y);
+        if let Some(y) = ctx.gradient_change(prev_w, prev_g)? {
+            let s = ctx.w().mapv(F::as_f64) - prev_w;
+            self.push(s, y);
+        }
         Ok(())
     }
 
@@ -180,22 +153,20 @@ impl Lbfgs {
     }
 }
 
-impl Validate for Lbfgs {
+impl StepRule for Lbfgs {
     fn validate(&self) -> Result<()> {
         check::nonzero_count("memory", self.memory)?;
         check::positive("initial_step", self.initial_step)?;
         check::non_negative("curvature_threshold", self.curvature_eps)?;
         self.search.validate()
     }
-}
 
-impl<F: Float> StepRule<F> for Lbfgs {
     fn reset(&mut self) {
         self.pairs.clear();
         self.prev = None;
     }
 
-    fn step<O: Objective<F> + ?Sized>(
+    fn step<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>> {
@@ -210,19 +181,19 @@ impl<F: Float> StepRule<F> for Lbfgs {
         if quasi_newton {
             Zip::from(ctx.direction_mut())
                 .and(&d)
-                .for_each(|x, &v| *x = F::lit(v));
+                .for_each(|x, &v| *x = F::from_f64(v));
         } else {
             self.pairs.clear();
         }
-        let start = F::lit(self.initial_step);
-        let step = match ctx.backtrack(start, &self.search) {
+        let start = F::from_f64(self.initial_step);
+        let step = match ctx.backtrack(start, &self.search, FirstTrial::Statistics) {
             Ok(step) => step,
             Err(_) if quasi_newton => {
                 // The quasi-Newton model misled the search: forget it and try steepest descent.
                 self.pairs.clear();
                 let minus_g = ctx.gradient().mapv(|v| -v);
                 ctx.direction_mut().assign(&minus_g);
-                ctx.backtrack(start, &self.search)?
+                ctx.backtrack(start, &self.search, FirstTrial::Statistics)?
             }
             Err(e) => return Err(e),
         };
@@ -255,7 +226,7 @@ mod tests {
                 let y = &s + &(&b * (b.dot(&s) / d as f64));
                 rule.push(s, y);
             }
-            assert!(rule.pairs_held() <= rule.memory_size());
+            assert!(rule.pairs_held() <= rule.memory);
             let g = random_vec(&mut rng, d);
             let dir = rule.direction(&g);
             assert!(g.dot(&dir) < 0.0, "trial {trial}: g·d = {}", g.dot(&dir));

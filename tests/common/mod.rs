@@ -27,13 +27,13 @@ pub struct Ridge<F> {
 impl<F: Float> Ridge<F> {
     pub fn new(x: Array2<f64>, y: Array1<f64>, lambda: f64) -> Self {
         Ridge {
-            x: x.mapv(F::lit),
-            y: y.mapv(F::lit),
-            lambda: F::lit(lambda),
+            x: x.mapv(F::from_f64),
+            y: y.mapv(F::from_f64),
+            lambda: F::from_f64(lambda),
             // The references see exactly the values the objective sees.
-            x64: x.mapv(|v| F::lit(v).as_f64()),
-            y64: y.mapv(|v| F::lit(v).as_f64()),
-            lambda64: F::lit(lambda).as_f64(),
+            x64: x.mapv(|v| F::from_f64(v).as_f64()),
+            y64: y.mapv(|v| F::from_f64(v).as_f64()),
+            lambda64: F::from_f64(lambda).as_f64(),
         }
     }
 
@@ -118,7 +118,7 @@ impl<F: Float> Objective<F> for Ridge<F> {
     }
     fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
         let r = self.x.row(i).dot(w) - self.y[i];
-        F::lit(0.5) * (r * r + self.lambda * w.dot(w))
+        F::from_f64(0.5) * (r * r + self.lambda * w.dot(w))
     }
     fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
         let r = self.x.row(i).dot(w) - self.y[i];

@@ -1,0 +1,160 @@
+//! The builder of [`BigBatchSgd`].
+
+use crate::error::{Error, Result, check};
+use crate::step::{Lbfgs, StepRule};
+
+use super::config::{BatchMode, BigBatchSgd, GrowthRule};
+
+/// Builds a [`BigBatchSgd`]; every setter is infallible and [`build`](Self::build) checks
+/// them all.
+///
+/// | setter | meaning | default |
+/// |---|---|---|
+/// | `theta` | θ > 0 of the test `V_B/n ≤ θ²‖g_B‖²` | 1 |
+/// | `initial_batch` | batch size of the first iteration, ≥ 2 (capped at N) | 10 |
+/// | `growth` | ρ > 0: a failed test adds `max(1, ⌈ρK⌉)` samples | 0.1 |
+/// | `growth_rule` | [`GrowthRule`]: by the fraction, or to the size the test asks for | `Fraction` |
+/// | `batch_mode` | [`BatchMode`]: a fresh draw each iteration, or prefixes of one shuffle | `Persistent` |
+/// | `finite_population_correction` | noise × (1 − n/N) | off |
+/// | `unbiased_signal` | test against `θ²/(1+θ²)‖g_B‖²` | off |
+/// | `tolerance` | stop when `‖g_B‖² ≤ ε` on a passing batch | 1e-10 |
+/// | `relative_tolerance` | stop when `‖g_B‖² ≤ r‖g_{B_0}‖²`, r in [0, 1) | 0 (off) |
+/// | `max_epochs` | budget of gradient evaluations / N, > 0 | 100 |
+/// | `max_iterations` | budget of steps, ≥ 1 | 100 000 |
+/// | `seed` | seed of the sampling | 0 |
+/// | `step` | the [`StepRule`] | [`Lbfgs`] |
+#[derive(Debug, Clone, PartialEq)]
+#[must_use]
+pub struct BigBatchSgdBuilder<S = Lbfgs> {
+    inner: BigBatchSgd<S>,
+}
+
+impl<S> From<BigBatchSgd<S>> for BigBatchSgdBuilder<S> {
+    /// A builder starting from the configuration (and step rule) of an optimizer.
+    fn from(inner: BigBatchSgd<S>) -> Self {
+        BigBatchSgdBuilder { inner }
+    }
+}
+
+impl<S> BigBatchSgdBuilder<S> {
+    /// θ, the tolerated noise-to-signal ratio of the batch gradient (> 0). Smaller θ means
+    /// bigger batches and more accurate steps. Default 1.
+    pub fn theta(mut self, theta: f64) -> Self {
+        self.inner.test.theta = theta;
+        self
+    }
+    /// The batch size of the first iteration (≥ 2; capped at N). Default 10.
+    pub fn initial_batch(mut self, k: usize) -> Self {
+        self.inner.initial_batch = k;
+        self
+    }
+    /// ρ, the fraction by which a batch that fails the test grows (> 0; at least one sample is
+    /// added). Default 0.1.
+    pub fn growth(mut self, rho: f64) -> Self {
+        self.inner.growth = rho;
+        self
+    }
+    /// How a batch that fails the test grows. Default [`GrowthRule::Fraction`].
+    pub fn growth_rule(mut self, rule: GrowthRule) -> Self {
+        self.inner.growth_rule = rule;
+        self
+    }
+    /// How batches are chosen. Default [`BatchMode::Persistent`].
+    pub fn batch_mode(mut self, mode: BatchMode) -> Self {
+        self.inner.batch_mode = mode;
+        self
+    }
+    /// Multiplies the noise estimate by `1 − n/N`, the finite-population correction for
+    /// sampling without replacement. Default off.
+    pub fn finite_population_correction(mut self, on: bool) -> Self {
+        self.inner.test.finite_population_correction = on;
+        self
+    }
+    /// Compares the noise with `θ²/(1+θ²)‖g_B‖²`, which corrects `‖g_B‖²` for its expected
+    /// excess over `‖∇ℓ‖²`. Default off.
+    pub fn unbiased_signal(mut self, on: bool) -> Self {
+        self.inner.test.unbiased_signal = on;
+        self
+    }
+    /// ε ≥ 0: stop when a batch that passed the test has `‖g_B‖² ≤ ε`. Default 1e-10.
+    pub fn tolerance(mut self, eps: f64) -> Self {
+        self.inner.stop.tolerance = eps;
+        self
+    }
+    /// r in [0, 1): stop when `‖g_B‖² ≤ r‖g_{B_0}‖²`, relative to the first batch. Default 0.
+    pub fn relative_tolerance(mut self, r: f64) -> Self {
+        self.inner.stop.relative_tolerance = r;
+        self
+    }
+    /// The budget in epochs, per-sample gradient evaluations / N (> 0; may be infinite).
+    ///
+    /// A hard limit: a run never evaluates more than `⌊max_epochs · N⌋` per-sample gradients.
+    /// The last growth of a batch is capped by what is left, an iteration whose batch the budget
+    /// cannot pay for is not started, and a step rule's extra gradients (kept trial statistics,
+    /// curvature pairs on fresh batches) are skipped when they would not fit. Loss evaluations
+    /// (line-search trials, the final loss) are counted separately and are not part of the
+    /// budget: [`Report::data_passes`] counts both. Default 100.
+    pub fn max_epochs(mut self, epochs: f64) -> Self {
+        self.inner.stop.max_epochs = epochs;
+        self
+    }
+    /// The budget of iterations (≥ 1). Default 100 000.
+    pub fn max_iterations(mut self, n: usize) -> Self {
+        self.inner.stop.max_iterations = n;
+        self
+    }
+    /// The seed of the batch sampling; the same seed gives the same run, bit for bit.
+    /// Default 0.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.inner.seed = seed;
+        self
+    }
+    /// The step rule. Default [`Lbfgs`].
+    pub fn step<T>(self, step: T) -> BigBatchSgdBuilder<T> {
+        let BigBatchSgd {
+            test,
+            initial_batch,
+            growth,
+            growth_rule,
+            batch_mode,
+            seed,
+            stop,
+            step: _,
+        } = self.inner;
+        BigBatchSgdBuilder {
+            inner: BigBatchSgd {
+                test,
+                initial_batch,
+                growth,
+                growth_rule,
+                batch_mode,
+                seed,
+                stop,
+                step,
+            },
+        }
+    }
+
+    /// Checks every parameter and builds the optimizer.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the first parameter out of range.
+    pub fn build(self) -> Result<BigBatchSgd<S>>
+    where
+        S: StepRule,
+    {
+        let opt = self.inner;
+        opt.test.validate()?;
+        if opt.initial_batch < 2 {
+            return Err(Error::invalid(
+                "initial_batch",
+                opt.initial_batch,
+                "at least 2",
+            ));
+        }
+        check::positive("growth", opt.growth)?;
+        opt.stop.validate()?;
+        opt.step.validate()?;
+        Ok(opt)
+    }
+}

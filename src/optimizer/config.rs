@@ -1,0 +1,225 @@
+//! The configuration of a run: how batches are chosen and grow, when the run stops, and the
+//! optimizer that holds them with its step rule.
+
+use crate::error::{Result, check};
+use crate::stats::BatchTest;
+use crate::step::{Armijo, Lbfgs, StepIncrease};
+
+use super::builder::BigBatchSgdBuilder;
+
+/// How each iteration's batch is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum BatchMode {
+    /// A fresh uniform draw (without replacement) every iteration, as in the paper.
+    Fresh,
+    /// The first `K` samples of one shuffle of the data, drawn at the start of the run: a batch
+    /// grows by extending the prefix, and an iteration that does not grow reuses its batch.
+    /// The gradient of the previous batch at the new iterate is then part of the new batch's
+    /// statistics, so a step rule gets curvature pairs on identical samples for free
+    /// ([`StepContext::previous_batch_stats`]). Once `K = N` this is plain full-batch
+    /// optimization. The default.
+    #[default]
+    Persistent,
+}
+
+/// How much a batch that fails the big-batch test grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub enum GrowthRule {
+    /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule). The default: with L-BFGS
+    /// on a persistent batch it measured better than `ToRequired` on 4 of 6 reference problems
+    /// (adult and Fashion-MNIST logistic, flights Huber), level on 1, behind on diamonds ridge.
+    #[default]
+    Fraction,
+    /// Straight to the size the current estimates ask for (Byrd et al. 2012), at least by the
+    /// fraction: `K ← max(K + max(1, ⌈ρK⌉), ⌈φV_B/(θ²‖g_B‖²)⌉)`.
+    ToRequired,
+}
+
+/// When a run stops: tolerances on the gradient of a batch that passed the big-batch test,
+/// and budgets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct StopRule {
+    /// Stop when `‖g_B‖² ≤ tolerance`. Default 1e-10.
+    pub tolerance: f64,
+    /// Stop when `‖g_B‖² ≤ relative_tolerance · ‖g_{B_0}‖²`, relative to the first batch.
+    /// Default 0 (off).
+    pub relative_tolerance: f64,
+    /// A hard budget of `⌊max_epochs · N⌋` per-sample gradient evaluations: growth is capped
+    /// by what is left, and an iteration that cannot fit is not started. Default 100.
+    pub max_epochs: f64,
+    /// Stop after this many iterations. Default 100 000.
+    pub max_iterations: usize,
+}
+
+impl Default for StopRule {
+    fn default() -> Self {
+        StopRule {
+            tolerance: 1e-10,
+            relative_tolerance: 0.0,
+            max_epochs: 100.0,
+            max_iterations: 100_000,
+        }
+    }
+}
+
+impl StopRule {
+    pub(crate) fn validate(&self) -> Result<()> {
+        check::non_negative("tolerance", self.tolerance)?;
+        check::unit_from_zero("relative_tolerance", self.relative_tolerance)?;
+        check::positive_or_infinite("max_epochs", self.max_epochs)?;
+        check::nonzero_count("max_iterations", self.max_iterations)
+    }
+
+    /// The most per-sample gradient evaluations a run may make, `⌊max_epochs · N⌋`.
+    pub fn grad_limit(&self, n_samples: usize) -> u64 {
+        let limit = (self.max_epochs * n_samples as f64).floor();
+        if limit >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            limit as u64
+        }
+    }
+
+    /// Whether `g2 = ‖g_B‖²` of a passing batch is small enough to stop.
+    pub(crate) fn converged(&self, g2: f64, g2_first: f64) -> bool {
+        g2 <= self.tolerance || g2 <= self.relative_tolerance * g2_first
+    }
+}
+
+/// Big Batch SGD: each iteration draws a batch, grows it until its gradient passes the
+/// signal-to-noise test, and steps with the step rule `S`.
+///
+/// ```text
+/// draw B of size K at w (without replacement)
+/// while |B| < N and φ·V_B/|B| > θ²‖g_B‖²:   K ← K + max(1, ⌈ρK⌉); add K − |B| new samples to B
+/// stop if ‖g_B‖² ≤ ε;  otherwise w ← w + α d   (d = −g_B unless the step rule changes it)
+/// ```
+///
+/// The batch size never shrinks and is capped at N, after which every iteration is
+/// full-batch gradient descent with the chosen step rule. Built by [`BigBatchSgd::builder`].
+///
+/// # Example
+/// ```
+/// use bigbatch::{BarzilaiBorwein, BigBatchOptimizer, BigBatchSgd, Objective};
+/// use ndarray::{ArrayRef1, array};
+///
+/// /// Least squares on the line: f_i(w) = (w₀ + w₁ t_i − y_i)² / 2.
+/// struct Line { t: Vec<f64>, y: Vec<f64> }
+/// impl Objective for Line {
+///     fn n_samples(&self) -> usize { self.t.len() }
+///     fn dim(&self) -> usize { 2 }
+///     fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
+///         0.5 * (w[0] + w[1] * self.t[i] - self.y[i]).powi(2)
+///     }
+///     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) {
+///         let r = w[0] + w[1] * self.t[i] - self.y[i];
+///         g[0] = r;
+///         g[1] = r * self.t[i];
+///     }
+/// }
+///
+/// let t: Vec<f64> = (0..200).map(|i| i as f64 / 200.0).collect();
+/// let y = t.iter().map(|t| 1.0 - 2.0 * t).collect();
+/// let line = Line { t, y };
+/// let mut opt = BigBatchSgd::builder().step(BarzilaiBorwein::new()).seed(7).build()?;
+/// let report = opt.minimize(&line, array![0.0, 0.0])?;
+/// assert!((report.w[0] - 1.0).abs() < 1e-3 && (report.w[1] + 2.0).abs() < 1e-3);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BigBatchSgd<S = Lbfgs> {
+    pub(crate) test: BatchTest,
+    pub(crate) initial_batch: usize,
+    pub(crate) growth: f64,
+    pub(crate) growth_rule: GrowthRule,
+    pub(crate) batch_mode: BatchMode,
+    pub(crate) seed: u64,
+    pub(crate) stop: StopRule,
+    pub(crate) step: S,
+}
+
+impl BigBatchSgd {
+    /// A builder with every parameter at its default (see [`BigBatchSgdBuilder`]): L-BFGS
+    /// directions on a persistent batch that grows by 10 % when the test fails.
+    ///
+    /// This configuration is not the paper's; it is the one that measured best (see the
+    /// crate's README for the figures): with the paper's steep-descent steps, about a hundred
+    /// steps in twenty epochs trail a hand-tuned small-batch SGD by one to two orders of
+    /// magnitude on ill-conditioned problems, while curvature pairs on the same samples, free
+    /// with a persistent batch, close that gap. [`BigBatchSgd::paper`] gives the paper's.
+    pub fn builder() -> BigBatchSgdBuilder {
+        BigBatchSgdBuilder::from(BigBatchSgd {
+            test: BatchTest::default(),
+            initial_batch: 10,
+            growth: 0.1,
+            growth_rule: GrowthRule::Fraction,
+            batch_mode: BatchMode::Persistent,
+            seed: 0,
+            stop: StopRule::default(),
+            step: Lbfgs::default(),
+        })
+    }
+}
+
+impl BigBatchSgd<Armijo> {
+    /// A builder for the paper's configuration: a fresh batch every iteration, growth by 10 %,
+    /// steps along `−g_B` with Armijo backtracking (c = 0.1) that enlarges the step only when
+    /// the batch grew. Every setter still applies (`.step(BarzilaiBorwein::new())` gives the
+    /// paper's adaptive-step variant).
+    ///
+    /// # Example
+    /// ```
+    /// use bigbatch::{BatchMode, BigBatchSgd};
+    /// let opt = BigBatchSgd::paper().theta(1.0).build()?;
+    /// assert_eq!(opt.batch_mode(), BatchMode::Fresh);
+    /// # Ok::<(), bigbatch::Error>(())
+    /// ```
+    pub fn paper() -> BigBatchSgdBuilder<Armijo> {
+        BigBatchSgd::builder()
+            .batch_mode(BatchMode::Fresh)
+            .growth_rule(GrowthRule::Fraction)
+            .step(Armijo::new().increase(StepIncrease::OnBatchGrowth))
+    }
+}
+
+impl<S> BigBatchSgd<S> {
+    /// The big-batch test.
+    pub fn batch_test(&self) -> &BatchTest {
+        &self.test
+    }
+    /// The batch size of the first iteration.
+    pub fn initial_batch(&self) -> usize {
+        self.initial_batch
+    }
+    /// The growth fraction ρ.
+    pub fn growth(&self) -> f64 {
+        self.growth
+    }
+    /// How a failed test grows the batch.
+    pub fn growth_rule(&self) -> GrowthRule {
+        self.growth_rule
+    }
+    /// How batches are chosen.
+    pub fn batch_mode(&self) -> BatchMode {
+        self.batch_mode
+    }
+    /// The seed of the random numbers.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+    /// The tolerances and budgets.
+    pub fn stop_rule(&self) -> &StopRule {
+        &self.stop
+    }
+    /// The step rule (with its memory of the last run).
+    pub fn step_rule(&self) -> &S {
+        &self.step
+    }
+}

@@ -1,0 +1,390 @@
+//! One iteration of Big Batch SGD, in three steps (draw a batch that passes the test; stop or
+//! ask the step rule for a step; apply it and record it), and the loop that repeats it.
+
+use std::ops::ControlFlow;
+
+use ndarray::{Array1, Zip};
+
+use super::config::{BatchMode, BigBatchSgd, GrowthRule};
+use super::state::RunState;
+use super::{BigBatchOptimizer, Outcome, StopRule};
+use crate::batch::grown_size;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::observe::{IterView, Observer};
+use crate::report::{IterRecord, Report, StopReason};
+use crate::step::{StepContext, StepRule};
+
+/// What the loop does after each step besides handing it to the observer: saving a
+/// checkpoint (with the `serde` feature). `Break` ends the run with the reason given.
+pub(crate) trait AfterStep<F, S> {
+    fn after_step(
+        &mut self,
+        optimizer: &BigBatchSgd<S>,
+        run: &RunState<F>,
+    ) -> ControlFlow<StopReason>;
+}
+
+impl<F, S> AfterStep<F, S> for () {
+    fn after_step(&mut self, _: &BigBatchSgd<S>, _: &RunState<F>) -> ControlFlow<StopReason> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// What drawing and growing one iteration's batch did.
+#[derive(Debug, Clone, Copy, Default)]
+struct Drawn {
+    /// Growth rounds after the test failed.
+    growth_rounds: usize,
+    /// Whether the batch is larger than the previous iteration's (growth of any kind).
+    grew: bool,
+    /// Whether the batch loss in the statistics came from one evaluation of the whole batch,
+    /// so that it is the very number `Objective::batch_loss` gives for the bundled models.
+    one_pass: bool,
+}
+
+impl<S: StepRule> BigBatchSgd<S> {
+    /// Runs from `run` until a stopping rule fires: the loop of
+    /// [`resume_with`](BigBatchOptimizer::resume_with), with `after` called after each step.
+    pub(crate) fn drive<F, O, Ob, A>(
+        &mut self,
+        objective: &O,
+        mut run: RunState<F>,
+        observer: &mut Ob,
+        after: &mut A,
+    ) -> Result<Report<F>>
+    where
+        F: Float,
+        O: Objective<F> + ?Sized,
+        Ob: Observer<F> + ?Sized,
+        A: AfterStep<F, S> + ?Sized,
+    {
+        run.check_fits(objective.n_samples(), objective.dim())?;
+        let stop = loop {
+            if run.iteration >= self.stop.max_iterations {
+                break StopReason::IterationBudget;
+            }
+            if run.grad_evals() >= self.stop.grad_limit(run.n_samples) {
+                break StopReason::EpochBudget;
+            }
+            let record = match self.iterate(objective, &mut run) {
+                Ok(Outcome::Stepped(record)) => record,
+                Ok(Outcome::Converged) => break StopReason::GradientTolerance,
+                Ok(Outcome::Stalled) => break StopReason::NoProgress,
+                Ok(Outcome::OutOfBudget) => break StopReason::EpochBudget,
+                Err(e) => return Err(e.with_iterate(&run.last_good)),
+            };
+            // The state after the step is saved before an observer can stop the run.
+            if let ControlFlow::Break(reason) = after.after_step(self, &run) {
+                break reason;
+            }
+            let view = IterView {
+                record: &record,
+                w: &run.w,
+                batch: run.sampler.batch(),
+            };
+            if observer.on_iter(&view).is_break() {
+                break StopReason::Observer;
+            }
+        };
+        let loss = final_loss(objective, &mut run)?;
+        Ok(Report {
+            epochs: run.epochs(),
+            data_passes: run.data_passes(),
+            loss,
+            iterations: run.iteration,
+            grad_evals: run.grad_evals(),
+            loss_evals: run.loss_evals(),
+            batch_size: run.batch_size,
+            grad_norm_sq: F::from_f64(run.last_grad_norm_sq),
+            stop,
+            w: run.w,
+        })
+    }
+
+    /// Draws the batch of this iteration at the current iterate (a fresh draw, or the
+    /// persistent prefix, evaluating only the samples whose statistics at `w` are not known);
+    /// `None` if the budget cannot pay for it.
+    fn draw<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+    ) -> Result<Option<Drawn>> {
+        let size = run.batch_size;
+        let remaining = run.eval.remaining();
+        let mut drawn = Drawn {
+            grew: std::mem::take(&mut run.forced_growth),
+            one_pass: true,
+            ..Drawn::default()
+        };
+        if self.batch_mode == BatchMode::Persistent {
+            let known = run.eval.valid_stats().map_or(0, |s| s.count().min(size));
+            if (size - known) as u64 > remaining {
+                return Ok(None);
+            }
+            if known == 0 {
+                run.eval.clear();
+            }
+            run.sampler.prefix(known);
+            let new = run.sampler.prefix(size);
+            if !new.is_empty() {
+                if known > 0 {
+                    // The batch grew after a step that left `w` unchanged: keep the previous
+                    // batch's statistics, and evaluate only the new samples.
+                    run.eval.keep_previous();
+                    drawn.one_pass = false;
+                }
+                run.eval.add(objective, &run.w, new)?;
+            }
+        } else {
+            if size as u64 > remaining {
+                return Ok(None);
+            }
+            run.eval.clear();
+            let batch = run.sampler.draw(size, &mut run.rng);
+            run.eval.add(objective, &run.w, batch)?;
+        }
+        run.eval.check(run.iteration)?;
+        Ok(Some(drawn))
+    }
+
+    /// Grows the batch at the same iterate until it passes the test (only new samples are
+    /// evaluated), within the budget; `false` if the budget runs out first.
+    fn grow<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+        drawn: &mut Drawn,
+    ) -> Result<bool> {
+        let n_total = run.n_samples;
+        let persistent = self.batch_mode == BatchMode::Persistent;
+        while run.batch_size < n_total && !self.test.passes(run.eval.stats(), n_total) {
+            let mut next = grown_size(run.batch_size, self.growth, n_total);
+            if self.growth_rule == GrowthRule::ToRequired {
+                next = next
+                    .max(self.test.required_size(run.eval.stats(), n_total))
+                    .min(n_total);
+            }
+            // The budget caps the growth: the batch takes what is left of it.
+            let remaining = usize::try_from(run.eval.remaining()).unwrap_or(usize::MAX);
+            next = next.min(run.batch_size.saturating_add(remaining));
+            if next <= run.batch_size {
+                return Ok(false);
+            }
+            if persistent {
+                run.eval.keep_previous();
+            }
+            run.batch_size = next;
+            let new = if persistent {
+                run.sampler.prefix(next)
+            } else {
+                run.sampler.extend(next, &mut run.rng)
+            };
+            run.eval.add(objective, &run.w, new)?;
+            run.eval.check(run.iteration)?;
+            drawn.growth_rounds += 1;
+            drawn.grew = true;
+            drawn.one_pass = false;
+        }
+        Ok(true)
+    }
+
+    /// Asks the step rule for a step on the batch that passed, applies it, and records it. A
+    /// step that leaves `w` unchanged grows the batch for the next iteration (it would
+    /// otherwise repeat itself), or ends the run at the full batch.
+    fn take_step<F: Float, O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        run: &mut RunState<F>,
+        drawn: &Drawn,
+    ) -> Result<Outcome<F>> {
+        let (n_total, it) = (run.n_samples, run.iteration);
+        let persistent = self.batch_mode == BatchMode::Persistent;
+        let batch = run.sampler.batch();
+        let (loss, one_pass) = match run.eval.stats().loss() {
+            Some(loss) => (loss, drawn.one_pass),
+            None => (run.eval.loss(objective, &run.w, batch), true),
+        };
+        if !loss.is_finite() {
+            return Err(Error::non_finite("loss", it));
+        }
+        run.last_good.assign(&run.w);
+        Zip::from(&mut run.work.gradient)
+            .and(&mut run.work.direction)
+            .and(run.eval.stats().mean())
+            .for_each(|g, d, &m| {
+                *g = F::from_f64(m);
+                *d = -*g;
+            });
+        run.eval
+            .keep_trials(persistent && run.eval.stats().loss().is_some());
+        let mut ctx = StepContext {
+            objective,
+            w: &run.w,
+            batch,
+            gradient: &run.work.gradient,
+            loss,
+            loss_one_pass: one_pass,
+            noise: self.test.noise(run.eval.stats(), n_total),
+            batch_grew: drawn.grew,
+            has_previous: persistent && it > 0,
+            iteration: it,
+            n_samples: n_total,
+            direction: &mut run.work.direction,
+            eval: &mut run.eval,
+        };
+        let step = self.step.step(&mut ctx)?;
+        if !step.step_size.is_finite() || step.step_size < F::zero() {
+            return Err(Error::non_finite("step size", it));
+        }
+        move_to(
+            &mut run.work.next,
+            &run.w,
+            &run.work.direction,
+            step.step_size,
+        );
+        if run.work.next.iter().any(|x| !x.is_finite()) {
+            return Err(Error::non_finite("iterate", it));
+        }
+        let record = IterRecord {
+            iteration: it,
+            epochs: run.epochs(),
+            batch_size: run.batch_size,
+            growth_rounds: drawn.growth_rounds,
+            loss,
+            loss_after: step.loss_after,
+            grad_norm_sq: F::from_f64(run.last_grad_norm_sq),
+            variance: F::from_f64(run.eval.stats().variance()),
+            step_size: step.step_size,
+            backtracks: step.backtracks,
+            grad_evals: run.grad_evals(),
+            loss_evals: run.loss_evals(),
+        };
+        // Exact comparison on purpose: the question is whether the step changed any bit.
+        #[allow(clippy::float_cmp)]
+        let unchanged = run.work.next == run.w;
+        if unchanged {
+            if run.sampler.batch().len() >= n_total {
+                return Ok(Outcome::Stalled);
+            }
+            // The same batch at the same `w` would give the same step again: grow the batch
+            // (its statistics at `w` stay valid, so a persistent batch adds only new samples).
+            run.batch_size = grown_size(run.batch_size, self.growth, n_total);
+            run.forced_growth = true;
+        } else {
+            run.eval.adopt(&run.work.next);
+            std::mem::swap(&mut run.w, &mut run.work.next);
+        }
+        run.iteration += 1;
+        Ok(Outcome::Stepped(record))
+    }
+}
+
+/// Writes `w + alpha·d` into `next`.
+fn move_to<F: Float>(next: &mut Array1<F>, w: &Array1<F>, d: &Array1<F>, alpha: F) {
+    Zip::from(next)
+        .and(w)
+        .and(d)
+        .for_each(|x, &w, &d| *x = w + alpha * d);
+}
+
+/// The full objective at the final iterate: known already if the statistics of every sample
+/// there are (a full batch drawn there, or kept from the accepted first trial of a full-batch
+/// line search); otherwise one loss pass.
+fn final_loss<F: Float, O: Objective<F> + ?Sized>(
+    objective: &O,
+    run: &mut RunState<F>,
+) -> Result<F> {
+    let known = run
+        .eval
+        .valid_stats()
+        .filter(|stats| stats.count() == run.n_samples)
+        .and_then(|stats| stats.loss());
+    let loss = match known {
+        Some(loss) => loss,
+        None => {
+            let all: Vec<usize> = (0..run.n_samples).collect();
+            run.eval.loss(objective, &run.w, &all)
+        }
+    };
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(
+            Error::non_finite("loss at the final iterate", run.iteration)
+                .with_iterate(&run.last_good),
+        )
+    }
+}
+
+impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
+    fn start<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        w0: Array1<F>,
+    ) -> Result<RunState<F>> {
+        let (n, dim) = (objective.n_samples(), objective.dim());
+        if n == 0 || dim == 0 {
+            return Err(Error::EmptyObjective { n_samples: n, dim });
+        }
+        if w0.len() != dim {
+            return Err(Error::DimensionMismatch {
+                what: "w0",
+                expected: dim,
+                got: w0.len(),
+            });
+        }
+        if let Some((index, value)) = w0.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::NonFiniteInput {
+                what: "w0",
+                index,
+                value: value.as_f64(),
+            });
+        }
+        self.step.reset();
+        let mut run = RunState::new(w0, n, self.initial_batch, self.seed);
+        if self.batch_mode == BatchMode::Persistent {
+            run.sampler.shuffle(&mut run.rng);
+        }
+        Ok(run)
+    }
+
+    fn iterate<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        run: &mut RunState<F>,
+    ) -> Result<Outcome<F>> {
+        run.prepare(self.stop.grad_limit(run.n_samples));
+        let Some(mut drawn) = self.draw(objective, run)? else {
+            return Ok(Outcome::OutOfBudget);
+        };
+        if !self.grow(objective, run, &mut drawn)? {
+            return Ok(Outcome::OutOfBudget);
+        }
+        let g2 = run.eval.stats().grad_norm_sq();
+        if !g2.is_finite() {
+            return Err(Error::non_finite("gradient norm", run.iteration));
+        }
+        run.last_grad_norm_sq = g2;
+        let first = *run.first_grad_norm_sq.get_or_insert(g2);
+        if self.stop.converged(g2, first) {
+            run.last_good.assign(&run.w);
+            return Ok(Outcome::Converged);
+        }
+        self.take_step(objective, run, &drawn)
+    }
+
+    fn stop_rule(&self) -> &StopRule {
+        &self.stop
+    }
+
+    fn resume_with<O: Objective<F> + ?Sized, Ob: Observer<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        run: RunState<F>,
+        observer: &mut Ob,
+    ) -> Result<Report<F>> {
+        self.drive(objective, run, observer, &mut ())
+    }
+}
