@@ -92,8 +92,9 @@
 //!
 //! # Checkpoint and resume
 //! With the cargo feature `serde`, a `Checkpoint` saves the optimizer and a [`RunState`]
-//! atomically as JSON (between iterations, or from an observer: `SaveEvery` saves every `k`
-//! iterations), and [`BigBatchOptimizer::resume_with`] continues the run exactly.
+//! atomically as JSON (between iterations of a loop driven by hand, or every `k` iterations
+//! with `BigBatchSgd::minimize_checkpointed`), and [`BigBatchOptimizer::resume_with`]
+//! continues the run exactly.
 //!
 //! # Multi-core evaluation
 //! With the cargo feature `rayon` (on by default) the bundled models evaluate a batch in chunks

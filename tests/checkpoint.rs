@@ -10,19 +10,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::ops::ControlFlow;
 
-fn bits<F: Float>(r: &Report<F>) -> (Vec<u64>, u64, usize, u64, u64, usize, u64, StopReason) {
-    (
-        r.w.iter().map(|x| x.as_f64().to_bits()).collect(),
-        r.loss.as_f64().to_bits(),
-        r.iterations,
-        r.grad_evals,
-        r.loss_evals,
-        r.batch_size,
-        r.grad_norm_sq.as_f64().to_bits(),
-        r.stop,
-    )
-}
-
 fn temp_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("bigbatch-ck-{}-{name}.json", std::process::id()))
 }

@@ -11,17 +11,6 @@ use common::*;
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 
-fn bits<F: Float>(r: &Report<F>) -> (Vec<u64>, u64, usize, u64, u64, usize) {
-    (
-        r.w.iter().map(|x| x.as_f64().to_bits()).collect(),
-        r.loss.as_f64().to_bits(),
-        r.iterations,
-        r.grad_evals,
-        r.loss_evals,
-        r.batch_size,
-    )
-}
-
 /// `n × d` features in [−1, 1), with targets: class ids in 0..3 from the sign pattern of
 /// the first two features, so that every model has labels it accepts.
 fn data<F: Float>(seed: u64, n: usize, d: usize, sparse: bool) -> (Dataset<F>, Dataset<F>) {

@@ -8,19 +8,6 @@ use bigbatch::*;
 use common::*;
 use ndarray::Array1;
 
-fn bits<F: Float>(r: &Report<F>) -> (Vec<u64>, u64, usize, u64, u64, usize, u64, StopReason) {
-    (
-        r.w.iter().map(|x| x.as_f64().to_bits()).collect(),
-        r.loss.as_f64().to_bits(),
-        r.iterations,
-        r.grad_evals,
-        r.loss_evals,
-        r.batch_size,
-        r.grad_norm_sq.as_f64().to_bits(),
-        r.stop,
-    )
-}
-
 fn determinism<F: Float>() {
     let p = ridge::<F>(12, 700, 5, 1.0, 0.01);
     let run = |seed: u64, rule: u8| {

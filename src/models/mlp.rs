@@ -131,9 +131,7 @@ impl<F: Float> Mlp<F> {
             let acts = self.forward(w, chunk);
             let out = &acts[acts.len() - 1];
             for (r, &i) in chunk.iter().enumerate() {
-                let row = out.row(r);
-                let best = (0..row.len()).fold(0, |b, k| if row[k] > row[b] { k } else { b });
-                right += usize::from(best == self.labels[i]);
+                right += usize::from(super::argmax(out.row(r).iter().copied()) == self.labels[i]);
             }
         }
         right as f64 / self.labels.len() as f64

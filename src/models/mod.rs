@@ -42,6 +42,17 @@ use crate::float::Float;
 use crate::stats::GradStats;
 
 /// `(λ/2)‖w‖²`.
+/// The index of the largest of `scores` (the first one on ties): a predicted class.
+pub(crate) fn argmax<F: PartialOrd + Copy>(scores: impl IntoIterator<Item = F>) -> usize {
+    let mut best = (0, None);
+    for (k, v) in scores.into_iter().enumerate() {
+        if best.1.is_none_or(|b| v > b) {
+            best = (k, Some(v));
+        }
+    }
+    best.0
+}
+
 pub(crate) fn ridge_penalty<F: Float>(lambda: F, w: &ArrayRef1<F>) -> F {
     F::from_f64(0.5) * lambda * w.dot(w)
 }

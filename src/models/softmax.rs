@@ -85,8 +85,7 @@ impl<F: Float> Softmax<F> {
         let right = (0..self.labels.len())
             .filter(|&i| {
                 self.logits(w, i, &mut z);
-                let best = (0..self.n_classes).fold(0, |b, k| if z[k] > z[b] { k } else { b });
-                best == self.labels[i]
+                super::argmax(z.iter().copied()) == self.labels[i]
             })
             .count();
         right as f64 / self.labels.len() as f64

@@ -29,9 +29,8 @@ pub enum BatchMode {
 #[non_exhaustive]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum GrowthRule {
-    /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule). The default: with L-BFGS
-    /// on a persistent batch it measured better than `ToRequired` on 4 of 6 reference problems
-    /// (adult and Fashion-MNIST logistic, flights Huber), level on 1, behind on diamonds ridge.
+    /// By the fraction ρ: `K ← K + max(1, ⌈ρK⌉)` (the paper's rule). The default, chosen on
+    /// the reference problems (the crate's README gives the comparison).
     #[default]
     Fraction,
     /// Straight to the size the current estimates ask for (Byrd et al. 2012), at least by the

@@ -7,6 +7,31 @@ use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, StandardNormal};
 
+/// Everything a report says, floats as bits: two runs agree iff these are equal.
+pub type ReportBits = (
+    Vec<u64>,
+    u64,
+    usize,
+    u64,
+    u64,
+    usize,
+    u64,
+    bigbatch::StopReason,
+);
+
+pub fn bits<F: Float>(r: &bigbatch::Report<F>) -> ReportBits {
+    (
+        r.w.iter().map(|x| x.as_f64().to_bits()).collect(),
+        r.loss.as_f64().to_bits(),
+        r.iterations,
+        r.grad_evals,
+        r.loss_evals,
+        r.batch_size,
+        r.grad_norm_sq.as_f64().to_bits(),
+        r.stop,
+    )
+}
+
 pub fn rng(seed: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(seed)
 }
