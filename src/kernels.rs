@@ -26,26 +26,6 @@ pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// `Σ_j a_j b_j` of `f32` vectors with exact products summed in `f64` (eight partial sums).
-#[inline]
-pub(crate) fn dot_wide(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f64; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .fold(0.0, |s, (&x, &y)| s + f64::from(x) * f64::from(y));
-    for (x, y) in ca.zip(cb) {
-        for k in 0..LANES {
-            acc[k] += f64::from(x[k]) * f64::from(y[k]);
-        }
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
-
 /// One sweep that returns `dot(next, w)` (bit for bit as [`dot`]) and adds `c · prev` to
 /// `out`, which accumulates in `f64` whatever the data's type: a row streamed from memory for
 /// its dot product while the previous row, still in cache, is added in.
@@ -102,14 +82,6 @@ mod tests {
                 (dot(&a, &b) - plain).abs() <= 1e-12 * (1.0 + plain.abs()),
                 "n = {n}"
             );
-            let a32: Vec<f32> = a.iter().map(|&x| x as f32).collect();
-            let b32: Vec<f32> = b.iter().map(|&x| x as f32).collect();
-            let exact: f64 = a32
-                .iter()
-                .zip(&b32)
-                .map(|(&x, &y)| f64::from(x) * f64::from(y))
-                .sum();
-            assert!((dot_wide(&a32, &b32) - exact).abs() <= 1e-14 * (1.0 + exact.abs()));
             let mut out = vec![1.0; n];
             add_row(&mut out, &b, 6.0);
             let mut fused = out.clone();

@@ -14,7 +14,7 @@ use crate::float::Float;
 use crate::objective::Objective;
 use crate::observe::{IterView, Observer};
 use crate::report::{IterRecord, Report, StopReason};
-use crate::step::{StepContext, StepRule};
+use crate::step::{Step, StepContext, StepRule};
 
 /// What the loop does after each step besides handing it to the observer: saving a
 /// checkpoint (with the `serde` feature). `Break` ends the run with the reason given.
@@ -190,26 +190,29 @@ impl<S: StepRule> BigBatchSgd<S> {
         Ok(true)
     }
 
-    /// Asks the step rule for a step on the batch that passed, applies it, and records it. A
-    /// step that leaves `w` unchanged grows the batch for the next iteration (it would
-    /// otherwise repeat itself), or ends the run at the full batch.
+    /// Asks the step rule for a step on the batch that passed, applies it, and records it.
     fn take_step<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
         run: &mut RunState<F>,
         drawn: &Drawn,
     ) -> Result<Outcome<F>> {
-        let (n_total, it) = (run.n_samples, run.iteration);
-        let persistent = self.batch_mode == BatchMode::Persistent;
-        let batch = run.sampler.batch();
-        let (loss, one_pass) = match run.eval.stats().loss() {
-            Some(loss) => (loss, drawn.one_pass),
-            None => (run.eval.loss(objective, &run.w, batch), true),
-        };
-        if !loss.is_finite() {
-            return Err(Error::non_finite("loss", it));
-        }
+        let (loss, one_pass) = batch_loss(objective, run, drawn)?;
         run.last_good.assign(&run.w);
+        let step = self.propose(objective, run, drawn, loss, one_pass)?;
+        self.apply(run, drawn, loss, step)
+    }
+
+    /// The step rule's step from the current iterate: the direction starts as `−g_B`.
+    fn propose<F: Float, O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        run: &mut RunState<F>,
+        drawn: &Drawn,
+        loss: F,
+        loss_one_pass: bool,
+    ) -> Result<Step<F>> {
+        let persistent = self.batch_mode == BatchMode::Persistent;
         Zip::from(&mut run.work.gradient)
             .and(&mut run.work.direction)
             .and(run.eval.stats().mean())
@@ -222,22 +225,37 @@ impl<S: StepRule> BigBatchSgd<S> {
         let mut ctx = StepContext {
             objective,
             w: &run.w,
-            batch,
+            batch: run.sampler.batch(),
             gradient: &run.work.gradient,
             loss,
-            loss_one_pass: one_pass,
-            noise: self.test.noise(run.eval.stats(), n_total),
+            loss_one_pass,
+            noise: self.test.noise(run.eval.stats(), run.n_samples),
             batch_grew: drawn.grew,
-            has_previous: persistent && it > 0,
-            iteration: it,
-            n_samples: n_total,
+            has_previous: persistent && run.iteration > 0,
+            iteration: run.iteration,
+            n_samples: run.n_samples,
             direction: &mut run.work.direction,
             eval: &mut run.eval,
         };
         let step = self.step.step(&mut ctx)?;
-        if !step.step_size.is_finite() || step.step_size < F::zero() {
-            return Err(Error::non_finite("step size", it));
+        if step.step_size.is_finite() && step.step_size >= F::zero() {
+            Ok(step)
+        } else {
+            Err(Error::non_finite("step size", run.iteration))
         }
+    }
+
+    /// Moves to `w + αd` and records the iteration. A step that leaves `w` unchanged grows the
+    /// batch for the next iteration (it would otherwise repeat itself), or ends the run at the
+    /// full batch.
+    fn apply<F: Float>(
+        &self,
+        run: &mut RunState<F>,
+        drawn: &Drawn,
+        loss: F,
+        step: Step<F>,
+    ) -> Result<Outcome<F>> {
+        let (n_total, it) = (run.n_samples, run.iteration);
         move_to(
             &mut run.work.next,
             &run.w,
@@ -278,6 +296,24 @@ impl<S: StepRule> BigBatchSgd<S> {
         }
         run.iteration += 1;
         Ok(Outcome::Stepped(record))
+    }
+}
+
+/// The batch loss at the current iterate, from the statistics if they carry it (and whether
+/// it came from one evaluation of the whole batch), otherwise from a loss pass.
+fn batch_loss<F: Float, O: Objective<F> + ?Sized>(
+    objective: &O,
+    run: &mut RunState<F>,
+    drawn: &Drawn,
+) -> Result<(F, bool)> {
+    let (loss, one_pass) = match run.eval.stats().loss() {
+        Some(loss) => (loss, drawn.one_pass),
+        None => (run.eval.loss(objective, &run.w, run.sampler.batch()), true),
+    };
+    if loss.is_finite() {
+        Ok((loss, one_pass))
+    } else {
+        Err(Error::non_finite("loss", run.iteration))
     }
 }
 

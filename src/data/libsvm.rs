@@ -1,0 +1,178 @@
+//! The LIBSVM text format, plain or gzip.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use ndarray::Array1;
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+
+use super::{CsrMatrix, Dataset, Features};
+
+/// Reads a LIBSVM file (`label index:value ...`, 1-based increasing indices), plain or gzip
+/// (by content, whatever the name), into sparse features.
+///
+/// `n_features` fixes the number of features (larger indices are an error); `None` takes the
+/// largest index present.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be read or decompressed; [`Error::Parse`] naming the
+/// file, the line and the problem (a bad number, index 0, indices not increasing, a NaN or
+/// infinite value, an index beyond `n_features`, a binary file); [`Error::InvalidData`] for
+/// an empty file.
+pub fn load_libsvm<F: Float>(
+    path: impl AsRef<Path>,
+    n_features: Option<usize>,
+) -> Result<Dataset<F>> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let io = |e| Error::io(path, e);
+    let mut file = BufReader::new(File::open(path).map_err(io)?);
+    let gzip = file.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    if gzip {
+        let reader = BufReader::new(flate2::read::MultiGzDecoder::new(file));
+        parse_libsvm(reader, &name, n_features)
+    } else {
+        parse_libsvm(file, &name, n_features)
+    }
+}
+
+/// Reads LIBSVM text from a gzip-compressed byte slice (as embedded data sets are stored).
+///
+/// # Errors
+/// As [`parse_libsvm`], and [`Error::Io`] if the bytes are not valid gzip.
+pub fn parse_libsvm_gz<F: Float>(
+    bytes: &[u8],
+    name: &str,
+    n_features: Option<usize>,
+) -> Result<Dataset<F>> {
+    parse_libsvm(
+        BufReader::new(flate2::read::MultiGzDecoder::new(bytes)),
+        name,
+        n_features,
+    )
+}
+
+/// Reads LIBSVM text from any reader; `name` is used in error messages.
+///
+/// # Errors
+/// See [`load_libsvm`].
+pub fn parse_libsvm<F: Float, R: Read>(
+    reader: R,
+    name: &str,
+    n_features: Option<usize>,
+) -> Result<Dataset<F>> {
+    let mut reader = BufReader::new(reader);
+    let mut rows = Rows {
+        indptr: vec![0],
+        indices: Vec::new(),
+        values: Vec::new(),
+        targets: Vec::new(),
+        max_index: 0,
+    };
+    let mut bytes = Vec::new();
+    for line_no in 1.. {
+        bytes.clear();
+        let read = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| Error::io(Path::new(name), e))?;
+        if read == 0 {
+            break;
+        }
+        rows.parse_line(&bytes, n_features)
+            .map_err(|reason| Error::Parse {
+                file: name.to_string(),
+                line: line_no,
+                reason,
+            })?;
+    }
+    if rows.targets.is_empty() {
+        return Err(Error::InvalidData {
+            what: format!("{name} holds no samples"),
+        });
+    }
+    let n_cols = n_features.unwrap_or(rows.max_index);
+    // The same checks as for any matrix built from parts (they cannot fail for what the
+    // parser built, and cost one pass over the entries).
+    let csr = CsrMatrix::new(n_cols, rows.indptr, rows.indices, rows.values)?;
+    Dataset::new(Features::Sparse(csr), Array1::from(rows.targets))
+}
+
+/// The rows read so far, in CSR parts.
+struct Rows<F> {
+    indptr: Vec<usize>,
+    indices: Vec<usize>,
+    values: Vec<F>,
+    targets: Vec<F>,
+    max_index: usize,
+}
+
+impl<F: Float> Rows<F> {
+    /// Adds the sample on one line (nothing for a blank or comment line); says what is wrong
+    /// with the line otherwise.
+    fn parse_line(&mut self, bytes: &[u8], n_features: Option<usize>) -> Result<(), String> {
+        let Ok(line) = std::str::from_utf8(bytes) else {
+            return Err("not UTF-8 text (a binary file?)".into());
+        };
+        if line.contains('\0') {
+            return Err("contains a NUL byte (a binary file?)".into());
+        }
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let mut tokens = line.split_ascii_whitespace();
+        let label_text = tokens.next().unwrap_or("");
+        let label: f64 = label_text
+            .parse()
+            .map_err(|_| format!("bad label `{label_text}`"))?;
+        let label = finite_as::<F>(label, || format!("label `{label_text}`"))?;
+        let mut last = 0;
+        for token in tokens {
+            let Some((idx_text, val_text)) = token.split_once(':') else {
+                return Err(format!("`{token}` is not `index:value`"));
+            };
+            let idx: usize = idx_text
+                .parse()
+                .map_err(|_| format!("bad index `{idx_text}` in `{token}`"))?;
+            if idx == 0 {
+                return Err(format!("index 0 in `{token}` (indices are 1-based)"));
+            }
+            if idx <= last {
+                return Err(format!("index {idx} after {last}: indices must increase"));
+            }
+            if let Some(d) = n_features.filter(|&d| idx > d) {
+                return Err(format!("index {idx} beyond the {d} features given"));
+            }
+            let value: f64 = val_text
+                .parse()
+                .map_err(|_| format!("bad value `{val_text}` in `{token}`"))?;
+            let value = finite_as::<F>(value, || format!("value `{val_text}` at index {idx}"))?;
+            last = idx;
+            if !value.is_zero() {
+                self.indices.push(idx - 1);
+                self.values.push(value);
+            }
+        }
+        self.max_index = self.max_index.max(last);
+        self.targets.push(label);
+        self.indptr.push(self.indices.len());
+        Ok(())
+    }
+}
+
+/// `x` in the target type, checked there: a value finite in `f64` may overflow `f32`.
+fn finite_as<F: Float>(x: f64, what: impl FnOnce() -> String) -> Result<F, String> {
+    let v = F::from_f64(x);
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{} is not finite as {}",
+            what(),
+            std::any::type_name::<F>()
+        ))
+    }
+}
