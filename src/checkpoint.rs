@@ -282,7 +282,7 @@ impl<S: StepRule + Clone + Serialize + DeserializeOwned> BigBatchSgd<S> {
         Ob: Observer<F> + ?Sized,
     {
         let run = self.start(objective, w0)?;
-        self.drive(objective, run, observer, saver)
+        self.resume_checkpointed(objective, run, observer, saver)
     }
 
     /// As [`resume_with`](BigBatchOptimizer::resume_with), saving a checkpoint with `saver`
