@@ -119,6 +119,61 @@ impl<F> Step<F> {
 /// run, and sees the current batch through the [`StepContext`]. A rule works for `f32` and
 /// `f64` runs alike (it can keep its memory in `f64`); its parameters do not depend on the
 /// float type, so [`validate`](Self::validate) is checked when the optimizer is built.
+///
+/// # Example
+/// Steps of a given length along `−g_B`, shortened by Armijo backtracking on the batch:
+/// ```
+/// use bigbatch::{
+///     BigBatchOptimizer, BigBatchSgd, Error, FirstTrial, Float, LineSearch, Objective, Result,
+///     Step, StepContext, StepRule,
+/// };
+/// use ndarray::{ArrayRef1, array};
+///
+/// #[derive(Debug, Clone)]
+/// struct Normalized {
+///     length: f64,
+///     search: LineSearch,
+/// }
+///
+/// impl StepRule for Normalized {
+///     fn validate(&self) -> Result<()> {
+///         if self.length.is_finite() && self.length > 0.0 {
+///             Ok(())
+///         } else {
+///             Err(Error::InvalidParameter {
+///                 name: "length",
+///                 value: self.length.to_string(),
+///                 allowed: "finite and > 0",
+///             })
+///         }
+///     }
+///     fn reset(&mut self) {}
+///     fn step<F: Float, O: Objective<F> + ?Sized>(
+///         &mut self,
+///         ctx: &mut StepContext<'_, F, O>,
+///     ) -> Result<Step<F>> {
+///         let norm = ctx.stats().grad_norm_sq().sqrt();
+///         let alpha = F::from_f64(self.length / norm.max(f64::MIN_POSITIVE));
+///         ctx.backtrack(alpha, &self.search, FirstTrial::Loss)
+///     }
+/// }
+///
+/// # struct Mean(Vec<f64>);
+/// # impl Objective for Mean {
+/// #     fn n_samples(&self) -> usize { self.0.len() }
+/// #     fn dim(&self) -> usize { 1 }
+/// #     fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 { 0.5 * (w[0] - self.0[i]).powi(2) }
+/// #     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) { g[0] = w[0] - self.0[i]; }
+/// # }
+/// # let data = Mean((0..100).map(f64::from).collect());
+/// let rule = Normalized { length: 10.0, search: LineSearch::default() };
+/// let report = BigBatchSgd::builder().step(rule).build()?.minimize(&data, array![0.0])?;
+/// assert!((report.w[0] - 49.5).abs() < 1e-3, "{report}");
+/// // Its parameters are checked like those of the bundled rules.
+/// let bad = Normalized { length: -1.0, search: LineSearch::default() };
+/// assert!(BigBatchSgd::builder().step(bad).build().is_err());
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
 pub trait StepRule {
     /// Checks the parameters; called by the optimizer's `build()`. The default accepts all.
     ///
