@@ -103,6 +103,34 @@ impl<S: StepRule> BigBatchSgd<S> {
         })
     }
 
+    /// Draws this iteration's batch and grows it until it passes the test; `None` if the
+    /// budget runs out first.
+    fn draw_passing<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+    ) -> Result<Option<Drawn>> {
+        let Some(mut drawn) = self.draw(objective, run)? else {
+            return Ok(None);
+        };
+        Ok(self.grow(objective, run, &mut drawn)?.then_some(drawn))
+    }
+
+    /// Whether the gradient of the batch that passed is small enough to stop.
+    fn converged<F: Float>(&self, run: &mut RunState<F>) -> Result<bool> {
+        let g2 = run.eval.stats().grad_norm_sq();
+        if !g2.is_finite() {
+            return Err(Error::non_finite("gradient norm", run.iteration));
+        }
+        run.last_grad_norm_sq = g2;
+        let first = *run.first_grad_norm_sq.get_or_insert(g2);
+        let converged = self.stop.converged(g2, first);
+        if converged {
+            run.last_good.assign(&run.w);
+        }
+        Ok(converged)
+    }
+
     /// Draws the batch of this iteration at the current iterate (a fresh draw, or the
     /// persistent prefix, evaluating only the samples whose statistics at `w` are not known);
     /// `None` if the budget cannot pay for it.
@@ -188,19 +216,6 @@ impl<S: StepRule> BigBatchSgd<S> {
             drawn.one_pass = false;
         }
         Ok(true)
-    }
-
-    /// Asks the step rule for a step on the batch that passed, applies it, and records it.
-    fn take_step<F: Float, O: Objective<F> + ?Sized>(
-        &mut self,
-        objective: &O,
-        run: &mut RunState<F>,
-        drawn: &Drawn,
-    ) -> Result<Outcome<F>> {
-        let (loss, one_pass) = batch_loss(objective, run, drawn)?;
-        run.last_good.assign(&run.w);
-        let step = self.propose(objective, run, drawn, loss, one_pass)?;
-        self.apply(run, drawn, loss, step)
     }
 
     /// The step rule's step from the current iterate: the direction starts as `−g_B`.
@@ -392,23 +407,19 @@ impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
         run: &mut RunState<F>,
     ) -> Result<Outcome<F>> {
         run.prepare(self.stop.grad_limit(run.n_samples));
-        let Some(mut drawn) = self.draw(objective, run)? else {
+        // A batch that passes the test at `w`, within the budget.
+        let Some(drawn) = self.draw_passing(objective, run)? else {
             return Ok(Outcome::OutOfBudget);
         };
-        if !self.grow(objective, run, &mut drawn)? {
-            return Ok(Outcome::OutOfBudget);
-        }
-        let g2 = run.eval.stats().grad_norm_sq();
-        if !g2.is_finite() {
-            return Err(Error::non_finite("gradient norm", run.iteration));
-        }
-        run.last_grad_norm_sq = g2;
-        let first = *run.first_grad_norm_sq.get_or_insert(g2);
-        if self.stop.converged(g2, first) {
-            run.last_good.assign(&run.w);
+        // Stop, or propose a step.
+        if self.converged(run)? {
             return Ok(Outcome::Converged);
         }
-        self.take_step(objective, run, &drawn)
+        let (loss, one_pass) = batch_loss(objective, run, &drawn)?;
+        run.last_good.assign(&run.w);
+        let step = self.propose(objective, run, &drawn, loss, one_pass)?;
+        // Apply it and record it.
+        self.apply(run, &drawn, loss, step)
     }
 
     fn stop_rule(&self) -> &StopRule {
