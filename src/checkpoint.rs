@@ -3,7 +3,7 @@
 //! A [`Checkpoint`] holds the optimizer (its configuration and its step rule's memory, such as
 //! L-BFGS curvature pairs) and the [`RunState`] (iterate, counters, batch size, the random
 //! number generator's state and the sampler's permutation). Restored and resumed with
-//! [`BigBatchOptimizer::resume_with`](crate::BigBatchOptimizer::resume_with), it continues the run exactly: the report equals the one
+//! [`BigBatchOptimizer::resume_with`], it continues the run exactly: the report equals the one
 //! the uninterrupted run would have given, bit for bit.
 //!
 //! A checkpoint can be taken between iterations of a loop driven by hand

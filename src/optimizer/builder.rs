@@ -93,7 +93,7 @@ impl<S> BigBatchSgdBuilder<S> {
     /// cannot pay for is not started, and a step rule's extra gradients (kept trial statistics,
     /// curvature pairs on fresh batches) are skipped when they would not fit. Loss evaluations
     /// (line-search trials, the final loss) are counted separately and are not part of the
-    /// budget: [`Report::data_passes`] counts both. Default 100.
+    /// budget: [`Report::data_passes`](crate::Report::data_passes) counts both. Default 100.
     pub fn max_epochs(mut self, epochs: f64) -> Self {
         self.inner.stop.max_epochs = epochs;
         self

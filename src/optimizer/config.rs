@@ -18,7 +18,7 @@ pub enum BatchMode {
     /// grows by extending the prefix, and an iteration that does not grow reuses its batch.
     /// The gradient of the previous batch at the new iterate is then part of the new batch's
     /// statistics, so a step rule gets curvature pairs on identical samples for free
-    /// ([`StepContext::previous_batch_stats`]). Once `K = N` this is plain full-batch
+    /// ([`StepContext::previous_batch_stats`](crate::StepContext::previous_batch_stats)). Once `K = N` this is plain full-batch
     /// optimization. The default.
     #[default]
     Persistent,

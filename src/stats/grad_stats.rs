@@ -259,7 +259,7 @@ impl<F: Float> GradStats<F> {
     }
 
     /// The unbiased variance estimate `V_B = Σ‖∇f_i − g_B‖² / (n − 1)`; zero for fewer than
-    /// two samples (the spread of one sample cannot be estimated: see [`BatchTest::passes`]).
+    /// two samples (the spread of one sample cannot be estimated: see [`BatchTest::passes`](crate::BatchTest::passes)).
     pub fn variance(&self) -> f64 {
         if self.count < 2 {
             0.0
