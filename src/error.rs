@@ -56,6 +56,16 @@ pub enum Error {
         source: std::sync::Arc<std::io::Error>,
     },
 
+    /// A worker of a data-parallel run failed (see
+    /// [`distributed`](crate::distributed)): every worker returns this same error.
+    #[error("worker {rank} failed: {message}")]
+    Rank {
+        /// The first worker (in rank order) that failed.
+        rank: usize,
+        /// Its error.
+        message: String,
+    },
+
     /// A file was read but is not a checkpoint this build can resume from (cargo feature
     /// `serde`): malformed or truncated, of another format version, of another float or step
     /// rule type, or describing an impossible run.

@@ -129,6 +129,7 @@ mod batch;
 pub mod checkpoint;
 pub mod data;
 pub mod datasets;
+pub mod distributed;
 mod error;
 mod evaluator;
 mod float;

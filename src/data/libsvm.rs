@@ -27,16 +27,19 @@ pub fn load_libsvm<F: Float>(
     n_features: Option<usize>,
 ) -> Result<Dataset<F>> {
     let path = path.as_ref();
-    let name = path.display().to_string();
+    parse_libsvm(open(path)?, &path.display().to_string(), n_features)
+}
+
+/// The file at `path` as a reader of its text: decompressed if it is gzip (by content).
+pub(crate) fn open(path: &Path) -> Result<Box<dyn Read>> {
     let io = |e| Error::io(path, e);
     let mut file = BufReader::new(File::open(path).map_err(io)?);
     let gzip = file.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
-    if gzip {
-        let reader = BufReader::new(flate2::read::MultiGzDecoder::new(file));
-        parse_libsvm(reader, &name, n_features)
+    Ok(if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
     } else {
-        parse_libsvm(file, &name, n_features)
-    }
+        Box::new(file)
+    })
 }
 
 /// Reads LIBSVM text from a gzip-compressed byte slice (as embedded data sets are stored).
@@ -64,6 +67,25 @@ pub fn parse_libsvm<F: Float, R: Read>(
     name: &str,
     n_features: Option<usize>,
 ) -> Result<Dataset<F>> {
+    let rows = read_rows(reader, name, n_features, |_| true)?;
+    if rows.targets.is_empty() {
+        return Err(Error::InvalidData {
+            what: format!("{name} holds no samples"),
+        });
+    }
+    let n_cols = n_features.unwrap_or(rows.max_index);
+    rows.into_dataset(n_cols)
+}
+
+/// Reads the sample lines of LIBSVM text; keeps (and parses) the `k`-th sample line (0-based,
+/// blank and comment lines not counted) when `keep(k)`, and only checks that the others are
+/// text.
+pub(crate) fn read_rows<F: Float, R: Read>(
+    reader: R,
+    name: &str,
+    n_features: Option<usize>,
+    keep: impl Fn(usize) -> bool,
+) -> Result<Rows<F>> {
     let mut reader = BufReader::new(reader);
     let mut rows = Rows {
         indptr: vec![0],
@@ -71,6 +93,7 @@ pub fn parse_libsvm<F: Float, R: Read>(
         values: Vec::new(),
         targets: Vec::new(),
         max_index: 0,
+        sample_lines: 0,
     };
     let mut bytes = Vec::new();
     for line_no in 1.. {
@@ -81,38 +104,45 @@ pub fn parse_libsvm<F: Float, R: Read>(
         if read == 0 {
             break;
         }
-        rows.parse_line(&bytes, n_features)
+        rows.add_line(&bytes, n_features, &keep)
             .map_err(|reason| Error::Parse {
                 file: name.to_string(),
                 line: line_no,
                 reason,
             })?;
     }
-    if rows.targets.is_empty() {
-        return Err(Error::InvalidData {
-            what: format!("{name} holds no samples"),
-        });
-    }
-    let n_cols = n_features.unwrap_or(rows.max_index);
-    // The same checks as for any matrix built from parts (they cannot fail for what the
-    // parser built, and cost one pass over the entries).
-    let csr = CsrMatrix::new(n_cols, rows.indptr, rows.indices, rows.values)?;
-    Dataset::new(Features::Sparse(csr), Array1::from(rows.targets))
+    Ok(rows)
 }
 
 /// The rows read so far, in CSR parts.
-struct Rows<F> {
+pub(crate) struct Rows<F> {
     indptr: Vec<usize>,
     indices: Vec<usize>,
     values: Vec<F>,
-    targets: Vec<F>,
-    max_index: usize,
+    pub(crate) targets: Vec<F>,
+    /// The largest feature index (1-based) of the rows kept.
+    pub(crate) max_index: usize,
+    /// Sample lines seen, kept or not.
+    pub(crate) sample_lines: usize,
 }
 
 impl<F: Float> Rows<F> {
-    /// Adds the sample on one line (nothing for a blank or comment line); says what is wrong
-    /// with the line otherwise.
-    fn parse_line(&mut self, bytes: &[u8], n_features: Option<usize>) -> Result<(), String> {
+    /// The rows as a data set of `n_cols` features.
+    pub(crate) fn into_dataset(self, n_cols: usize) -> Result<Dataset<F>> {
+        // The same checks as for any matrix built from parts (they cannot fail for what the
+        // parser built, and cost one pass over the entries).
+        let csr = CsrMatrix::new(n_cols, self.indptr, self.indices, self.values)?;
+        Dataset::new(Features::Sparse(csr), Array1::from(self.targets))
+    }
+
+    /// Reads one line: a sample line is counted, and added if `keep` says so; a blank or
+    /// comment line is skipped. Says what is wrong with the line otherwise.
+    fn add_line(
+        &mut self,
+        bytes: &[u8],
+        n_features: Option<usize>,
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<(), String> {
         let Ok(line) = std::str::from_utf8(bytes) else {
             return Err("not UTF-8 text (a binary file?)".into());
         };
@@ -121,6 +151,10 @@ impl<F: Float> Rows<F> {
         }
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
+            return Ok(());
+        }
+        self.sample_lines += 1;
+        if !keep(self.sample_lines - 1) {
             return Ok(());
         }
         let mut tokens = line.split_ascii_whitespace();

@@ -23,3 +23,4 @@ pub use csr::CsrMatrix;
 pub use dataset::Dataset;
 pub use features::Features;
 pub use libsvm::{load_libsvm, parse_libsvm, parse_libsvm_gz};
+pub(crate) use libsvm::{open, read_rows};

@@ -275,6 +275,11 @@ impl<F: Float> GradStats<F> {
             .then(|| F::from_f64(self.loss_sum / self.count as f64))
     }
 
+    /// The sum of the losses added, and how many samples came with one.
+    pub(crate) fn loss_parts(&self) -> (f64, usize) {
+        (self.loss_sum, self.loss_count)
+    }
+
     /// Whether the mean, the sum of squared deviations and the loss sum are all finite.
     pub fn is_finite(&self) -> bool {
         self.mean.iter().all(|x| x.is_finite()) && self.m2.is_finite() && self.loss_sum.is_finite()

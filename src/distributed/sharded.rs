@@ -1,0 +1,231 @@
+//! [`Sharded`]: the whole finite sum, seen from a worker that holds part of it.
+
+use ndarray::{ArrayRef1, ArrayView1};
+
+use super::{Workers, agree};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::stats::GradStats;
+
+/// Which worker holds which samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Layout {
+    /// Sample `i` is held by worker `i mod P`, as its local sample `i div P` (what
+    /// [`load_libsvm_shard`](super::load_libsvm_shard) reads from one file).
+    Strided,
+    /// Worker `r` holds a contiguous block of samples, after those of workers `0..r`, in order
+    /// (for instance a file per worker).
+    Blocks,
+}
+
+/// A worker's view of a finite sum whose samples are spread over several workers: an
+/// [`Objective`] over all `N` samples, built from the worker's local model.
+///
+/// Its batched methods are collective: every worker calls them with the same global indices
+/// (a run does), each evaluates the indices it holds with its local model's batched path, and
+/// the parts are merged exactly, in rank order, on every worker. The per-sample methods are
+/// collective too (the worker holding the sample computes it, and every worker receives it).
+///
+/// # Example
+/// ```
+/// use bigbatch::distributed::{Layout, Sharded, ThreadRanks, Workers};
+/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Logistic};
+/// use ndarray::Array1;
+///
+/// let data = datasets::heart_scale::<f64>().with_bias();
+/// let reports = ThreadRanks::run(2, |w| {
+///     // Each worker keeps every second sample (in practice it would load only those).
+///     let mine: Vec<usize> = (w.rank()..data.n_samples()).step_by(w.size()).collect();
+///     let local = Logistic::new(data.select(&mine), 1e-3)?;
+///     let objective = Sharded::new(local, &w, Layout::Strided)?;
+///     BigBatchSgd::builder().seed(1).build()?.minimize(&objective, Array1::zeros(14))
+/// });
+/// let (a, b) = (reports[0].as_ref().unwrap(), reports[1].as_ref().unwrap());
+/// assert_eq!(a.w, b.w, "every worker ends with the same iterate");
+/// let whole = BigBatchSgd::builder().seed(1).build()?
+///     .minimize(&Logistic::new(data.clone(), 1e-3)?, Array1::zeros(14))?;
+/// assert!((a.loss - whole.loss).abs() < 1e-6 * whole.loss);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Sharded<O, W> {
+    local: O,
+    workers: W,
+    layout: Layout,
+    /// Layout::Blocks: the first global index of every worker, and `N` at the end.
+    offsets: Vec<usize>,
+    n_total: usize,
+    dim: usize,
+}
+
+impl<O, W: Workers> Sharded<O, W> {
+    /// Wraps this worker's local model (a collective call: every worker makes it).
+    ///
+    /// # Errors
+    /// On every worker: [`Error::Rank`] if the workers' models do not have the same dimension,
+    /// or, with [`Layout::Strided`], if a worker does not hold the number of samples the
+    /// layout gives it.
+    pub fn new<F: Float>(local: O, workers: W, layout: Layout) -> Result<Self>
+    where
+        O: Objective<F>,
+    {
+        let (n, dim) = (local.n_samples(), local.dim());
+        let all = workers.all_gather(&[n as f64, dim as f64]);
+        let counts: Vec<usize> = all.chunks(2).map(|c| c[0] as usize).collect();
+        let p = counts.len();
+        let n_total: usize = counts.iter().sum();
+        let mut offsets = vec![0];
+        for c in &counts {
+            offsets.push(offsets[offsets.len() - 1] + c);
+        }
+        let (me, first_dim) = (workers.rank(), all[1] as usize);
+        let mine = if dim != first_dim {
+            Err(Error::DimensionMismatch {
+                what: "model dimension (against worker 0's)",
+                expected: first_dim,
+                got: dim,
+            })
+        } else if layout == Layout::Strided && n != strided_count(n_total, p, me) {
+            Err(Error::InvalidData {
+                what: format!(
+                    "a strided layout of {n_total} samples over {p} workers gives worker {me} {} samples, not {n}",
+                    strided_count(n_total, p, me)
+                ),
+            })
+        } else {
+            Ok(())
+        };
+        agree(&workers, mine)?;
+        Ok(Sharded {
+            local,
+            workers,
+            layout,
+            offsets,
+            n_total,
+            dim,
+        })
+    }
+
+    /// The local model.
+    pub fn local(&self) -> &O {
+        &self.local
+    }
+    /// The workers.
+    pub fn workers(&self) -> &W {
+        &self.workers
+    }
+
+    /// The worker holding global sample `i`, and its local index there.
+    fn locate(&self, i: usize) -> (usize, usize) {
+        match self.layout {
+            Layout::Strided => {
+                let p = self.workers.size();
+                (i % p, i / p)
+            }
+            Layout::Blocks => {
+                let r = self.offsets.partition_point(|&o| o <= i) - 1;
+                (r, i - self.offsets[r])
+            }
+        }
+    }
+
+    /// The local indices of the samples of `batch` this worker holds, in batch order.
+    fn local_part(&self, batch: &[usize]) -> Vec<usize> {
+        let me = self.workers.rank();
+        batch
+            .iter()
+            .filter_map(|&i| {
+                let (r, j) = self.locate(i);
+                (r == me).then_some(j)
+            })
+            .collect()
+    }
+}
+
+/// How many of `n` samples worker `r` of `p` holds with [`Layout::Strided`].
+fn strided_count(n: usize, p: usize, r: usize) -> usize {
+    n / p + usize::from(r < n % p)
+}
+
+/// Numbers sent per worker and merge besides the mean: count, M2, loss sum, loss count.
+const HEAD: usize = 4;
+
+impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
+    fn n_samples(&self) -> usize {
+        self.n_total
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
+        let (r, j) = self.locate(i);
+        let mine = if r == self.workers.rank() {
+            self.local.sample_loss(w, j).as_f64()
+        } else {
+            0.0
+        };
+        F::from_f64(self.workers.all_gather(&[mine])[r])
+    }
+
+    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
+        let (r, j) = self.locate(i);
+        let mut mine = vec![0.0; self.dim];
+        if r == self.workers.rank() {
+            self.local.sample_gradient(w, j, grad);
+            mine.iter_mut()
+                .zip(grad.iter())
+                .for_each(|(m, g)| *m = g.as_f64());
+        }
+        let all = self.workers.all_gather(&mine);
+        let theirs = &all[r * self.dim..(r + 1) * self.dim];
+        grad.iter_mut()
+            .zip(theirs)
+            .for_each(|(g, &v)| *g = F::from_f64(v));
+    }
+
+    fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
+        let local = self.local_part(batch);
+        let mean = if local.is_empty() {
+            0.0
+        } else {
+            self.local.batch_loss(w, &local).as_f64()
+        };
+        let all = self.workers.all_gather(&[local.len() as f64, mean]);
+        let (mut count, mut sum) = (0.0, 0.0);
+        for part in all.chunks(2) {
+            count += part[0];
+            sum += part[0] * part[1];
+        }
+        F::from_f64(sum / count)
+    }
+
+    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        let local = self.local_part(batch);
+        let mut part = GradStats::new(self.dim);
+        if !local.is_empty() {
+            self.local.batch_gradient(w, &local, &mut part);
+        }
+        let (loss_sum, loss_count) = part.loss_parts();
+        let mut mine = Vec::with_capacity(HEAD + self.dim);
+        mine.extend([
+            part.count() as f64,
+            part.sum_sq_dev(),
+            loss_sum,
+            loss_count as f64,
+        ]);
+        mine.extend(part.mean().iter());
+        for theirs in self.workers.all_gather(&mine).chunks(HEAD + self.dim) {
+            let count = theirs[0] as usize;
+            let with_loss = theirs[3] as usize == count;
+            stats.merge_parts(
+                count,
+                &ArrayView1::from(&theirs[HEAD..]),
+                theirs[1],
+                with_loss.then_some(theirs[2]),
+            );
+        }
+    }
+}
