@@ -102,6 +102,12 @@
 //! does not depend on the number of threads. Set it per computation with
 //! `parallel::Threads::new(n)?.install(|| ...)`, or for the process with `RAYON_NUM_THREADS`.
 //!
+//! # More than one machine
+//! [`distributed`] splits the samples across workers: threads of one process
+//! ([`distributed::ThreadRanks`]) or, with the cargo feature `mpi`, the processes of an MPI
+//! job. Each wraps its shard's model in a [`distributed::Sharded`] objective; every worker
+//! runs the same loop on the whole finite sum and ends with the same report.
+//!
 //! # Determinism
 //! The optimizer owns its random numbers (`Xoshiro256PlusPlus`, seeded by
 //! [`seed`](BigBatchSgdBuilder::seed)): the same seed, objective and `w0` give the same

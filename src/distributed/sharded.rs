@@ -15,8 +15,11 @@ pub enum Layout {
     /// Sample `i` is held by worker `i mod P`, as its local sample `i div P` (what
     /// [`load_libsvm_shard`](super::load_libsvm_shard) reads from one file).
     Strided,
-    /// Worker `r` holds a contiguous block of samples, after those of workers `0..r`, in order
-    /// (for instance a file per worker).
+    /// Worker `r` holds a contiguous block of samples, after those of workers `0..r`, in order:
+    /// for instance a file per worker, each read with
+    /// [`load_libsvm`](crate::data::load_libsvm) (with the same `n_features` everywhere)
+    /// and its result passed through [`agree`](super::agree), so that a worker that cannot
+    /// read its file stops every worker.
     Blocks,
 }
 
