@@ -122,7 +122,7 @@ fn run(o: &Options, workers: &MpiWorkers) -> bigbatch::Result<bool> {
     say(format!(
         "statistics passes on a batch of {}: {per_second:.1} per second; each worker sends {} bytes per merge",
         batch.len(),
-        (d + 4) * 8
+        (d + 5) * 8
     ));
 
     let optimizer = || BigBatchSgd::builder().max_epochs(o.epochs).build();

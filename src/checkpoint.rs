@@ -63,7 +63,7 @@ use crate::report::{Report, StopReason};
 use crate::step::StepRule;
 
 /// The version of the checkpoint format this build writes and reads.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The whole state of a run: the optimizer with its step rule's memory, and the run state.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

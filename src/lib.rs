@@ -131,6 +131,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod batch;
+mod batch_objective;
 #[cfg(feature = "serde")]
 pub mod checkpoint;
 pub mod data;
@@ -149,6 +150,7 @@ mod report;
 mod stats;
 pub mod step;
 
+pub use batch_objective::{BatchObjective, Groups, MicroBatched};
 #[cfg(feature = "serde")]
 pub use checkpoint::{Checkpoint, SaveEvery};
 pub use error::{Error, Result};

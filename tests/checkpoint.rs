@@ -267,7 +267,9 @@ fn a_checkpoint_of_another_type_version_or_run_is_refused_by_name() {
     refused(&path, "");
     let text = std::fs::read_to_string(&path).unwrap();
     // Another format version.
-    std::fs::write(&path, text.replacen("\"format\":2", "\"format\":1", 1)).unwrap();
+    let at = text.find("\"format\":").expect("a format field") + "\"format\":".len();
+    let digits = text[at..].find(|c: char| !c.is_ascii_digit()).unwrap();
+    std::fs::write(&path, format!("{}1{}", &text[..at], &text[at + digits..])).unwrap();
     refused(&path, "format version 1");
     // A run whose sampler is not a permutation of its samples.
     let loaded = |text: String| {

@@ -11,10 +11,10 @@
 //!
 //! ```text
 //! rank r:  B_r = {i ∈ B : i held by r}      (count n_r, mean g_r, spread M2_r, loss sum L_r)
-//! all:     all-gather (n_r, M2_r, L_r, g_r) for r = 0..P, merged with Chan's formula in rank order
+//! all:     all-gather (n_r, G_r, M2_r, L_r, g_r) for r = 0..P, merged with Chan's formula in rank order
 //! ```
 //!
-//! A merge sends `dim + 4` numbers from each worker, whatever the batch size. What holds:
+//! A merge sends `dim + 5` numbers from each worker, whatever the batch size. What holds:
 //! - the same seed and number of workers give the same report, bit for bit, with any number of
 //!   threads per worker;
 //! - against a run on one worker, the statistics agree to rounding (the per-sample sums are

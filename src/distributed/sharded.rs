@@ -152,8 +152,9 @@ fn strided_count(n: usize, p: usize, r: usize) -> usize {
     n / p + usize::from(r < n % p)
 }
 
-/// Numbers sent per worker and merge besides the mean: count, M2, loss sum, loss count.
-const HEAD: usize = 4;
+/// Numbers sent per worker and merge besides the mean: count, groups, M2, loss sum, loss
+/// count.
+const HEAD: usize = 5;
 
 impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
     fn n_samples(&self) -> usize {
@@ -215,6 +216,7 @@ impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
         let mut mine = Vec::with_capacity(HEAD + self.dim);
         mine.extend([
             part.count() as f64,
+            part.groups() as f64,
             part.sum_sq_dev(),
             loss_sum,
             loss_count as f64,
@@ -222,12 +224,13 @@ impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
         mine.extend(part.mean().iter());
         for theirs in self.workers.all_gather(&mine).chunks(HEAD + self.dim) {
             let count = theirs[0] as usize;
-            let with_loss = theirs[3] as usize == count;
-            stats.merge_parts(
+            let with_loss = theirs[4] as usize == count;
+            stats.merge_grouped(
                 count,
+                theirs[1] as usize,
                 &ArrayView1::from(&theirs[HEAD..]),
-                theirs[1],
-                with_loss.then_some(theirs[2]),
+                theirs[2],
+                with_loss.then_some(theirs[3]),
             );
         }
     }

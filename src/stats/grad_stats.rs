@@ -31,6 +31,9 @@ use crate::float::Float;
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct GradStats<F> {
     count: usize,
+    /// The independent gradients the spread was measured over: one per sample, or one per
+    /// group of samples whose mean gradient alone is known (see [`push_group`](Self::push_group)).
+    groups: usize,
     mean: Array1<f64>,
     m2: f64,
     // Losses are summed in f64: line searches compare batch losses that differ by little.
@@ -45,6 +48,7 @@ impl<F> Default for GradStats<F> {
     fn default() -> Self {
         GradStats {
             count: 0,
+            groups: 0,
             mean: Array1::zeros(0),
             m2: 0.0,
             loss_sum: 0.0,
@@ -59,6 +63,7 @@ impl<F: Float> GradStats<F> {
     pub fn new(dim: usize) -> Self {
         GradStats {
             count: 0,
+            groups: 0,
             mean: Array1::zeros(dim),
             m2: 0.0,
             loss_sum: 0.0,
@@ -101,6 +106,7 @@ impl<F: Float> GradStats<F> {
         let m2 = (sq_norm_sum - count as f64 * mean.dot(&mean)).max(0.0);
         GradStats {
             count,
+            groups: count,
             mean,
             m2,
             loss_sum: loss_sum.unwrap_or(0.0),
@@ -112,6 +118,7 @@ impl<F: Float> GradStats<F> {
     /// Empties the accumulator, keeping its allocation.
     pub fn reset(&mut self) {
         self.count = 0;
+        self.groups = 0;
         self.mean.fill(0.0);
         self.m2 = 0.0;
         self.loss_sum = 0.0;
@@ -134,6 +141,7 @@ impl<F: Float> GradStats<F> {
             "GradStats::push: gradient length"
         );
         self.count += 1;
+        self.groups += 1;
         let inv = 1.0 / self.count as f64;
         let m2 = match (self.mean.as_slice_mut(), grad.as_slice()) {
             (Some(mean), Some(grad)) => welford_slices(mean, grad, inv),
@@ -184,7 +192,7 @@ impl<F: Float> GradStats<F> {
             self.clone_from(other);
             return;
         }
-        self.merge_parts(other.count, &other.mean, other.m2, None);
+        self.merge_grouped(other.count, other.groups, &other.mean, other.m2, None);
         self.loss_sum += other.loss_sum;
         self.loss_count += other.loss_count;
     }
@@ -199,6 +207,39 @@ impl<F: Float> GradStats<F> {
     pub fn merge_parts(
         &mut self,
         count: usize,
+        mean: &ArrayRef1<f64>,
+        m2: f64,
+        loss_sum: Option<f64>,
+    ) {
+        self.merge_grouped(count, count, mean, m2, loss_sum);
+    }
+
+    /// Adds a group of `count` samples known only by their mean gradient `mean` (and,
+    /// optionally, the sum of their losses): what a model that computes the mean gradient of a
+    /// set of samples, but not per-sample gradients, can give. The spread is then measured
+    /// between groups, and each group counts as one independent gradient:
+    ///
+    /// ```text
+    /// V = Σ_k b_k ‖g_k − ḡ‖² / (G − 1)      G groups of sizes b_k and means g_k, ḡ their mean
+    /// ```
+    ///
+    /// which estimates the per-sample variance without bias for any group sizes; groups of
+    /// one sample give the per-sample estimate exactly. Groups merge with samples and with other
+    /// accumulators like any other part (Chan's formula).
+    ///
+    /// # Panics
+    /// If `mean` does not have the accumulator's length.
+    #[track_caller]
+    pub fn push_group(&mut self, count: usize, mean: &ArrayRef1<f64>, loss_sum: Option<f64>) {
+        self.merge_grouped(count, usize::from(count > 0), mean, 0.0, loss_sum);
+    }
+
+    /// Chan's formula for a part of `count` samples measured as `groups` independent gradients.
+    #[track_caller]
+    pub(crate) fn merge_grouped(
+        &mut self,
+        count: usize,
+        groups: usize,
         mean: &ArrayRef1<f64>,
         m2: f64,
         loss_sum: Option<f64>,
@@ -222,6 +263,7 @@ impl<F: Float> GradStats<F> {
         });
         self.m2 += m2 + delta_sq * (na * wb);
         self.count += count;
+        self.groups += groups;
         if let Some(l) = loss_sum {
             self.loss_sum += l;
             self.loss_count += count;
@@ -231,6 +273,12 @@ impl<F: Float> GradStats<F> {
     /// Number of samples added.
     pub fn count(&self) -> usize {
         self.count
+    }
+
+    /// The number of independent gradients the spread was measured over: the number of
+    /// samples, unless groups of samples were added by their mean ([`push_group`](Self::push_group)).
+    pub fn groups(&self) -> usize {
+        self.groups
     }
 
     /// Length of the gradients.
@@ -258,13 +306,15 @@ impl<F: Float> GradStats<F> {
         self.m2
     }
 
-    /// The unbiased variance estimate `V_B = Σ‖∇f_i − g_B‖² / (n − 1)`; zero for fewer than
-    /// two samples (the spread of one sample cannot be estimated: see [`BatchTest::passes`](crate::BatchTest::passes)).
+    /// The unbiased variance estimate `V_B = Σ‖∇f_i − g_B‖² / (n − 1)` of the per-sample
+    /// gradients (between groups, `Σ b_k‖g_k − g_B‖² / (G − 1)`, when groups were added:
+    /// [`push_group`](Self::push_group)); zero for fewer than two independent gradients (their
+    /// spread cannot be estimated: see [`BatchTest::passes`](crate::BatchTest::passes)).
     pub fn variance(&self) -> f64 {
-        if self.count < 2 {
+        if self.groups < 2 {
             0.0
         } else {
-            self.m2 / (self.count - 1) as f64
+            self.m2 / (self.groups - 1) as f64
         }
     }
 

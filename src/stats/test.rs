@@ -66,13 +66,13 @@ impl BatchTest {
     }
 
     /// Whether the batch passes the test; always true for a batch of all `n_total` samples, and
-    /// false for a smaller batch of fewer than two samples (whose spread is unknown).
+    /// false for a smaller batch of fewer than two samples or groups (whose spread is unknown).
     pub fn passes<F: Float>(&self, stats: &GradStats<F>, n_total: usize) -> bool {
         let n = stats.count();
         if n >= n_total {
             return true;
         }
-        if n < 2 {
+        if stats.groups() < 2 {
             return false;
         }
         self.noise(stats, n_total) <= self.signal_factor() * stats.grad_norm_sq()
