@@ -2,8 +2,12 @@
 //! against plain SGD (batch 32, constant steps on a small grid), test accuracy per epoch.
 //!
 //! ```text
-//! cargo run --release --example mlp_mnist -- [TRAIN.svm.gz TEST.svm.gz] [--epochs E] [--hidden H]
+//! cargo run --release --example mlp_mnist -- [TRAIN.svm.gz TEST.svm.gz] [--epochs E] [--hidden H] [--rules]
 //! ```
+//!
+//! With `--rules`, the big-batch run is repeated with each step rule (L-BFGS, Armijo, Adam,
+//! Adadelta, momentum) for 3 seeds of the initial weights, and their test accuracies are
+//! printed side by side (median and range).
 //!
 //! The default files are `../shared/data/mnist10k.train.svm.gz` and
 //! `../shared/data/mnist10k.test.svm.gz` (8,004 and 1,996 digits, 784 pixels in [0, 1]).
@@ -15,7 +19,10 @@ use std::time::Instant;
 use bigbatch::data::{Dataset, load_libsvm};
 use bigbatch::models::{Activation, Mlp};
 use bigbatch::observe::from_fn;
-use bigbatch::{BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Objective};
+use bigbatch::{
+    Adadelta, Adam, Armijo, BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Lbfgs, Momentum,
+    Objective, StepRule,
+};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
@@ -59,10 +66,11 @@ fn plain_sgd(net: &Mlp<f32>, test: &Mlp<f32>, alpha: f32, epochs: usize, seed: u
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files = Vec::new();
-    let (mut epochs, mut hidden) = (30usize, 100usize);
+    let (mut epochs, mut hidden, mut rules) = (30usize, 100usize, false);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--rules" => rules = true,
             "--epochs" => epochs = args.next().ok_or("--epochs needs a value")?.parse()?,
             "--hidden" => hidden = args.next().ok_or("--hidden needs a value")?.parse()?,
             _ => files.push(PathBuf::from(a)),
@@ -87,6 +95,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         test_net.n_samples(),
         net.dim()
     );
+
+    if rules {
+        return compare_rules(&net, &test_net, epochs);
+    }
 
     // Big Batch SGD, default settings; test accuracy whenever a whole epoch is passed.
     let start = Instant::now();
@@ -150,6 +162,69 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     match first_95 {
         Some(e) => println!("\nbig batch reached 95 % test accuracy at epoch {e}"),
         None => println!("\nbig batch did not reach 95 % test accuracy in {epochs} epochs"),
+    }
+    Ok(())
+}
+
+/// One big-batch run with `rule` from the initial weights of `seed`: the final test accuracy
+/// and the time it took.
+fn with_rule<S: StepRule>(
+    net: &Mlp<f32>,
+    test: &Mlp<f32>,
+    rule: S,
+    epochs: usize,
+    seed: u64,
+) -> Result<(f64, f64), bigbatch::Error> {
+    let start = Instant::now();
+    let report = BigBatchSgd::builder()
+        .max_epochs(epochs as f64)
+        .seed(seed)
+        .step(rule)
+        .build()?
+        .minimize(net, net.initial_weights(seed))?;
+    Ok((test.accuracy(&report.w), start.elapsed().as_secs_f64()))
+}
+
+/// Every step rule on the same network, 3 seeds each.
+fn compare_rules(
+    net: &Mlp<f32>,
+    test: &Mlp<f32>,
+    epochs: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "\n{:>26} {:>16} {:>22} {:>10}",
+        "rule (big batch)", "median acc %", "range %", "median s"
+    );
+    let seeds = [0u64, 1, 2];
+    let names = [
+        "L-BFGS (default)",
+        "Armijo",
+        "Adam α=1e-3",
+        "Adadelta",
+        "momentum α=0.1 μ=0.9",
+    ];
+    for (k, name) in names.iter().enumerate() {
+        let mut acc = Vec::new();
+        let mut secs = Vec::new();
+        for &seed in &seeds {
+            let (a, s) = match k {
+                0 => with_rule(net, test, Lbfgs::new(), epochs, seed)?,
+                1 => with_rule(net, test, Armijo::new(), epochs, seed)?,
+                2 => with_rule(net, test, Adam::new(), epochs, seed)?,
+                3 => with_rule(net, test, Adadelta::new(), epochs, seed)?,
+                _ => with_rule(net, test, Momentum::new(0.1), epochs, seed)?,
+            };
+            acc.push(100.0 * a);
+            secs.push(s);
+        }
+        acc.sort_by(f64::total_cmp);
+        secs.sort_by(f64::total_cmp);
+        println!(
+            "{name:>26} {:>16.2} {:>22} {:>10.1}",
+            acc[1],
+            format!("{:.2}–{:.2}", acc[0], acc[2]),
+            secs[1]
+        );
     }
     Ok(())
 }

@@ -50,6 +50,10 @@
 //! # Ok::<(), bigbatch::Error>(())
 //! ```
 //!
+//! A model that gives only the mean loss and gradient of a set of samples (a deep-learning
+//! framework's forward and backward pass) implements [`BatchObjective`] instead and runs
+//! through [`MicroBatched`], which estimates the gradient noise from groups of samples.
+//!
 //! # Bundled models and data
 //! [`models`] has least squares, logistic, Huber and softmax regression and a small
 //! multi-layer perceptron, for `f32` and `f64` on dense or sparse features, each with batch
@@ -74,13 +78,14 @@
 //! | [`Armijo`] | `−g_B`, backtracking on the batch loss, the step carried over and doubled before each search | batch losses at trial points |
 //! | [`BarzilaiBorwein`] | `−g_B`, noise-corrected secant curvature on the same batch, smoothed, then Armijo | none with persistent batches; the batch's gradients at the previous iterate with fresh ones |
 //! | [`Fixed`] | `−g_B`, a constant α (theory: `1/(L(1+θ²))`) | none |
+//! | [`Adam`], [`Adadelta`], [`Momentum`] | the rules networks are trained with, on big batches | none |
 //!
 //! [`BigBatchSgd::builder`] starts from L-BFGS on a persistent batch (prefixes of one shuffle,
 //! [`BatchMode::Persistent`]) growing by 10 % when the test fails: the configuration that
 //! measured best on real data ([`GrowthRule::ToRequired`] jumps to the size the test asks for
 //! instead).
 //! [`BigBatchSgd::paper`] gives the paper's: fresh batches, 10 % growth, Armijo steps along
-//! `−g_B`. New update rules (momentum, Adam) implement [`StepRule`]: a rule may replace the
+//! `−g_B`. New update rules implement [`StepRule`]: a rule may replace the
 //! direction as well as choose the length.
 //!
 //! # Watching and stopping
@@ -164,8 +169,8 @@ pub use optimizer::{
 pub use report::{IterRecord, Report, StopReason};
 pub use stats::{BatchTest, GradStats};
 pub use step::{
-    Armijo, BarzilaiBorwein, FirstTrial, Fixed, Lbfgs, LineSearch, Step, StepContext, StepIncrease,
-    StepRule,
+    Adadelta, Adam, Armijo, BarzilaiBorwein, FirstTrial, Fixed, Lbfgs, LineSearch, Momentum, Step,
+    StepContext, StepIncrease, StepRule,
 };
 
 /// The README's code blocks, compiled and run as doc tests.

@@ -14,6 +14,7 @@
 //! | [`Armijo`] | backtracking on the batch loss, carried over and enlarged before each search | batch losses at trial points |
 //! | [`Lbfgs`] (default) | direction `−H g_B` from curvature pairs on identical samples, unit step, Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
 //! | [`BarzilaiBorwein`] | `‖g‖²/((‖g‖² + noise)ν)` with the secant curvature ν on the same batch, then Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
+//! | [`Adam`], [`Adadelta`], [`Momentum`] | per-coordinate scaling or a velocity, with a constant α (none for Adadelta) | none |
 //!
 //! With [`BatchMode::Persistent`](crate::BatchMode::Persistent) batches (the default) the
 //! next iteration starts by evaluating the same batch at the new iterate. A rule whose first
@@ -59,12 +60,14 @@ macro_rules! line_search_setters {
     };
 }
 
+mod adaptive;
 mod armijo;
 mod barzilai_borwein;
 mod context;
 mod fixed;
 mod lbfgs;
 
+pub use adaptive::{Adadelta, Adam, Momentum};
 pub use armijo::{Armijo, StepIncrease};
 pub use barzilai_borwein::BarzilaiBorwein;
 pub use context::{FirstTrial, StepContext};
