@@ -58,13 +58,10 @@ struct Scratch<F> {
 impl<F: Float> Scratch<F> {
     fn new(dim: usize) -> Self {
         Scratch {
-            grad_limit: u64::MAX,
-            keep_trials: false,
             previous: GradStats::new(dim),
-            previous_valid: false,
             trial_point: Array1::zeros(dim),
             trial_stats: GradStats::new(dim),
-            trial_valid: false,
+            ..Scratch::default()
         }
     }
 }
@@ -211,15 +208,14 @@ impl<F: Float> Evaluator<F> {
         self.scratch.keep_trials = on;
     }
 
-    /// Writes the trial point `w + alpha·d` and returns it; what was known at the previous
-    /// trial point is forgotten.
-    pub(crate) fn set_trial(&mut self, w: &Array1<F>, d: &Array1<F>, alpha: F) -> &Array1<F> {
+    /// Writes the trial point `w + alpha·d`; what was known at the previous trial point is
+    /// forgotten.
+    pub(crate) fn set_trial(&mut self, w: &Array1<F>, d: &Array1<F>, alpha: F) {
         self.scratch.trial_valid = false;
         Zip::from(&mut self.scratch.trial_point)
             .and(w)
             .and(d)
             .for_each(|t, &w, &d| *t = w + alpha * d);
-        &self.scratch.trial_point
     }
 
     /// Whether the last trial point equals `w` bit for bit.

@@ -16,16 +16,6 @@ fn sized(v: &mut Array1<f64>, dim: usize) {
     }
 }
 
-/// Writes the direction `d` (in `f64`) into the context.
-fn set_direction<F: Float, O: Objective<F> + ?Sized>(
-    ctx: &mut StepContext<'_, F, O>,
-    d: &Array1<f64>,
-) {
-    Zip::from(ctx.direction_mut())
-        .and(d)
-        .for_each(|x, &v| *x = F::from_f64(v));
-}
-
 /// Adam (Kingma & Ba 2015) on the batch gradient:
 ///
 /// ```text
@@ -129,7 +119,7 @@ impl StepRule for Adam {
                 *v = b2 * *v + (1.0 - b2) * g * g;
                 *d = -(*m / c1) / ((*v / c2).sqrt() + self.eps);
             });
-        set_direction(ctx, &d);
+        ctx.set_direction(&d);
         Ok(Step::new(F::from_f64(self.step_size)))
     }
 }
@@ -238,7 +228,7 @@ impl StepRule for Adadelta {
                 let taken = alpha * *d;
                 *dx2 = rho * *dx2 + (1.0 - rho) * taken * taken;
             });
-        set_direction(ctx, &d);
+        ctx.set_direction(&d);
         Ok(Step::new(F::from_f64(alpha)))
     }
 }
@@ -313,7 +303,7 @@ impl StepRule for Momentum {
             .and(g)
             .for_each(|v, &g| *v = mu * *v + g);
         let d = self.velocity.mapv(|v| -v);
-        set_direction(ctx, &d);
+        ctx.set_direction(&d);
         Ok(Step::new(F::from_f64(self.step_size)))
     }
 }

@@ -1,6 +1,6 @@
 //! What a step rule sees of an iteration, and the line search every rule shares.
 
-use ndarray::{Array1, ArrayRef1};
+use ndarray::{Array1, ArrayRef1, Zip};
 
 use super::{LineSearch, Step};
 use crate::error::{Error, Result};
@@ -103,6 +103,16 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
     /// The search direction, to overwrite.
     pub fn direction_mut(&mut self) -> &mut Array1<F> {
         self.direction
+    }
+    /// Sets the search direction from `f64` values, rounded to `F` (rules keep their memory
+    /// in `f64`).
+    ///
+    /// # Panics
+    /// If `d` does not have the direction's length.
+    pub fn set_direction(&mut self, d: &ArrayRef1<f64>) {
+        Zip::from(&mut *self.direction)
+            .and(d)
+            .for_each(|x, &v| *x = F::from_f64(v));
     }
     /// The directional derivative `g_B·d` of the batch loss along the direction.
     pub fn slope(&self) -> F {

@@ -1,6 +1,6 @@
 use std::collections::VecDeque;
 
-use ndarray::{Array1, Zip};
+use ndarray::Array1;
 
 use super::{FirstTrial, LineSearch, Step, StepContext, StepRule};
 use crate::error::{Result, check};
@@ -179,9 +179,7 @@ impl StepRule for Lbfgs {
             && slope < 0.0
             && d.iter().all(|x| x.is_finite());
         if quasi_newton {
-            Zip::from(ctx.direction_mut())
-                .and(&d)
-                .for_each(|x, &v| *x = F::from_f64(v));
+            ctx.set_direction(&d);
         } else {
             self.pairs.clear();
         }
