@@ -1,13 +1,27 @@
 //! Inner loops on contiguous rows, written so that the compiler vectorizes them: independent
 //! partial sums in a fixed order (the result does not depend on anything but the inputs).
 
+use multiversion::multiversion;
+
 use crate::float::Float;
 
 /// Lanes of partial sums in [`dot`].
-const LANES: usize = 8;
+pub(crate) const LANES: usize = 8;
+
+/// `((a₀ + a₄) + (a₁ + a₅)) + ((a₂ + a₆) + (a₃ + a₇))`, the fixed order in which the partial
+/// sums of a product are added.
+///
+/// Never inlined: where the compiler sees this order next to the loop that fills the lanes, it
+/// arranges the lanes to suit it and no longer keeps them in one vector register (measured: the
+/// loop then runs on 2-lane registers with shuffles even where AVX-512 is available). Behind a
+/// call, the loop keeps the lanes in whole vectors; the arithmetic is the same.
+#[inline(never)]
+pub(crate) fn sum_lanes<F: Float>(acc: [F; LANES]) -> F {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
 
 /// `Σ_j a_j b_j` over the common length, with eight partial sums added pairwise at the end.
-#[inline]
+#[inline(always)]
 pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -23,13 +37,13 @@ pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
             acc[k] += x[k] * y[k];
         }
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    sum_lanes(acc) + tail
 }
 
 /// One sweep that returns `dot(next, w)` (bit for bit as [`dot`]) and adds `c · prev` to
 /// `out`, which accumulates in `f64` whatever the data's type: a row streamed from memory for
 /// its dot product while the previous row, still in cache, is added in.
-#[inline]
+#[inline(always)]
 pub(crate) fn dot_and_add<F: Float>(next: &[F], w: &[F], out: &mut [f64], prev: &[F], c: f64) -> F {
     let n = out.len().min(w.len());
     let (next, w, out, prev) = (&next[..n], &w[..n], &mut out[..n], &prev[..n]);
@@ -55,11 +69,47 @@ pub(crate) fn dot_and_add<F: Float>(next: &[F], w: &[F], out: &mut [f64], prev: 
             o[k] += c * p[k].as_f64();
         }
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+    sum_lanes(acc) + tail
+}
+
+/// The dense half of a linear model's statistics pass over the rows `chunk` of the row-major
+/// matrix `x` (rows of `w.len()` values): `z_i = x_i·w` as [`dot`] computes it, `c_i =
+/// slope(i, z_i)`, and `sum += Σ c_i x_i` accumulated in `f64`, each row read from memory once
+/// (its product is taken while the previous row, still in cache, is added in).
+///
+/// Compiled for the baseline and for wider vector units, chosen when the CPU runs it (AVX,
+/// AVX2, AVX-512). Every version performs the same operations in the same order, and none
+/// fuses a multiply and an add (Rust never contracts them), so the results are the same bits on
+/// every x86-64 CPU: only the speed differs.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma+avx",
+    "x86_64+avx2+fma+avx",
+    "x86_64+avx"
+))]
+pub(crate) fn dense_rows<F: Float>(
+    x: &[F],
+    w: &[F],
+    chunk: &[usize],
+    sum: &mut [f64],
+    mut slope: impl FnMut(usize, F) -> f64,
+) {
+    let d = w.len();
+    let row = |i: usize| &x[i * d..(i + 1) * d];
+    let mut pending: Option<(usize, f64)> = None;
+    for &i in chunk {
+        let z = match pending {
+            Some((p, c)) => dot_and_add(row(i), w, sum, row(p), c),
+            None => dot(row(i), w),
+        };
+        pending = Some((i, slope(i, z)));
+    }
+    if let Some((p, c)) = pending {
+        add_row(sum, row(p), c);
+    }
 }
 
 /// `out += c r`, accumulated in `f64`.
-#[inline]
+#[inline(always)]
 pub(crate) fn add_row<F: Float>(out: &mut [f64], row: &[F], c: f64) {
     let n = out.len();
     let row = &row[..n];

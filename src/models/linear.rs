@@ -6,7 +6,7 @@ use super::{batch_mean_loss, check_not_empty, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
-use crate::kernels::{add_row, dot, dot_and_add};
+use crate::kernels::dense_rows;
 use crate::objective::Objective;
 use crate::parallel::accumulate_chunks;
 use crate::stats::GradStats;
@@ -283,24 +283,14 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
     /// read from memory once, in a sweep that computes its dot product and adds the previous
     /// row (still in cache) to `sum`.
     fn dense_chunk(&self, x: &[F], w: &[F], chunk: &[usize], sum: &mut [f64]) -> (f64, f64) {
-        let d = w.len();
-        let row = |i: usize| &x[i * d..(i + 1) * d];
         let (mut sq, mut loss) = (0.0, 0.0);
-        let mut pending: Option<(usize, f64)> = None;
-        for &i in chunk {
-            let z = match pending {
-                Some((p, slope)) => dot_and_add(row(i), w, sum, row(p), slope),
-                None => dot(row(i), w),
-            };
+        dense_rows(x, w, chunk, sum, |i, z| {
             let (value, slope) = self.loss.value_and_derivative(z, self.targets[i]);
             let slope = slope.as_f64();
             sq += slope * slope * self.row_norms_sq[i];
             loss += value.as_f64();
-            pending = Some((i, slope));
-        }
-        if let Some((p, slope)) = pending {
-            add_row(sum, row(p), slope);
-        }
+            slope
+        });
         (sq, loss)
     }
 
