@@ -33,6 +33,10 @@ pub(crate) struct Evaluator<F> {
     /// unchanged. A persistent batch then evaluates only the samples it does not have yet.
     stats: GradStats<F>,
     stats_valid: bool,
+    /// The loss at the current iterate of a batch of this many samples, when a line search
+    /// computed it there: the step landed on its trial point.
+    #[cfg_attr(feature = "serde", serde(default))]
+    loss_at_w: Option<(usize, F)>,
     /// Work space of one iteration, rebuilt by [`prepare`](Self::prepare).
     #[cfg_attr(feature = "serde", serde(skip))]
     scratch: Scratch<F>,
@@ -53,6 +57,18 @@ struct Scratch<F> {
     trial_point: Array1<F>,
     trial_stats: GradStats<F>,
     trial_valid: bool,
+    /// The batch loss at the trial point and the batch's size, if computed.
+    trial_loss: Option<(usize, F)>,
+    /// The step of the trial point along the line.
+    trial_alpha: Option<F>,
+    /// The line `w + α d` the trial points lie on, and what the objective prepared for the
+    /// losses along it ([`Objective::prepare_line`]): `line_ready` if it did, `line_asked` once
+    /// it was asked (within one iteration, for this `w` and `d`).
+    line_w: Array1<F>,
+    line_dir: Array1<F>,
+    line: Vec<F>,
+    line_asked: bool,
+    line_ready: bool,
 }
 
 impl<F: Float> Scratch<F> {
@@ -61,6 +77,8 @@ impl<F: Float> Scratch<F> {
             previous: GradStats::new(dim),
             trial_point: Array1::zeros(dim),
             trial_stats: GradStats::new(dim),
+            line_w: Array1::zeros(dim),
+            line_dir: Array1::zeros(dim),
             ..Scratch::default()
         }
     }
@@ -76,6 +94,13 @@ impl<F> Default for Scratch<F> {
             trial_point: Array1::from_vec(Vec::new()),
             trial_stats: GradStats::default(),
             trial_valid: false,
+            trial_loss: None,
+            trial_alpha: None,
+            line_w: Array1::from_vec(Vec::new()),
+            line_dir: Array1::from_vec(Vec::new()),
+            line: Vec::new(),
+            line_asked: false,
+            line_ready: false,
         }
     }
 }
@@ -87,6 +112,7 @@ impl<F: Float> Evaluator<F> {
             loss_evals: 0,
             stats: GradStats::new(dim),
             stats_valid: false,
+            loss_at_w: None,
             scratch: Scratch::new(dim),
         }
     }
@@ -102,6 +128,9 @@ impl<F: Float> Evaluator<F> {
         self.scratch.keep_trials = false;
         self.scratch.previous_valid = false;
         self.scratch.trial_valid = false;
+        self.scratch.trial_loss = None;
+        self.scratch.line_asked = false;
+        self.scratch.line_ready = false;
     }
 
     pub(crate) fn grad_evals(&self) -> u64 {
@@ -116,6 +145,13 @@ impl<F: Float> Evaluator<F> {
     }
     pub(crate) fn stats(&self) -> &GradStats<F> {
         &self.stats
+    }
+    /// The loss at the current iterate of a batch of `n` samples, if a line search computed it
+    /// there (for the bundled models, the number [`Objective::batch_loss`] gives for that batch).
+    pub(crate) fn loss_at_w(&self, n: usize) -> Option<F> {
+        self.loss_at_w
+            .filter(|&(m, _)| m == n)
+            .map(|(_, loss)| loss)
     }
     /// The batch statistics at the current iterate, if they are known.
     pub(crate) fn valid_stats(&self) -> Option<&GradStats<F>> {
@@ -209,13 +245,23 @@ impl<F: Float> Evaluator<F> {
     }
 
     /// Writes the trial point `w + alpha·d`; what was known at the previous trial point is
-    /// forgotten.
+    /// forgotten, and what was prepared for the losses along the line is kept if the line is
+    /// the same.
     pub(crate) fn set_trial(&mut self, w: &Array1<F>, d: &Array1<F>, alpha: F) {
-        self.scratch.trial_valid = false;
-        Zip::from(&mut self.scratch.trial_point)
+        let s = &mut self.scratch;
+        s.trial_valid = false;
+        s.trial_loss = None;
+        s.trial_alpha = Some(alpha);
+        Zip::from(&mut s.trial_point)
             .and(w)
             .and(d)
             .for_each(|t, &w, &d| *t = w + alpha * d);
+        if !(s.line_asked && same_bits(&s.line_w, w) && same_bits(&s.line_dir, d)) {
+            s.line_asked = false;
+            s.line_ready = false;
+            s.line_w.assign(w);
+            s.line_dir.assign(d);
+        }
     }
 
     /// Whether the last trial point equals `w` bit for bit.
@@ -223,14 +269,29 @@ impl<F: Float> Evaluator<F> {
         same_bits(&self.scratch.trial_point, w)
     }
 
-    /// The batch loss at the last trial point, counting `|batch|` loss evaluations.
+    /// The batch loss at the last trial point, counting `|batch|` loss evaluations: from the
+    /// losses along the line when the objective prepares them (the first trial on a line
+    /// prepares it, with one read of the batch; the others read no data), otherwise from
+    /// [`Objective::batch_loss`].
     pub(crate) fn trial_loss<O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
         batch: &[usize],
     ) -> F {
         self.loss_evals += batch.len() as u64;
-        objective.batch_loss(&self.scratch.trial_point, batch)
+        let s = &mut self.scratch;
+        if !s.line_asked {
+            s.line_asked = true;
+            s.line_ready = objective.prepare_line(&s.line_w, &s.line_dir, batch, &mut s.line);
+        }
+        let loss = match s.trial_alpha {
+            Some(alpha) if s.line_ready => {
+                objective.line_loss(&s.line, batch, alpha, &s.trial_point)
+            }
+            _ => objective.batch_loss(&s.trial_point, batch),
+        };
+        s.trial_loss = Some((batch.len(), loss));
+        loss
     }
 
     /// The batch loss at the last trial point, computed with the batch's full statistics there
@@ -261,11 +322,14 @@ impl<F: Float> Evaluator<F> {
     /// point (bit for bit) and they were computed, and unknown otherwise.
     pub(crate) fn adopt(&mut self, w: &Array1<F>) {
         let s = &mut self.scratch;
-        self.stats_valid = s.trial_valid && same_bits(&s.trial_point, w);
+        let at_trial = same_bits(&s.trial_point, w);
+        self.stats_valid = s.trial_valid && at_trial;
         if self.stats_valid {
             std::mem::swap(&mut self.stats, &mut s.trial_stats);
         }
+        self.loss_at_w = s.trial_loss.filter(|_| at_trial);
         s.trial_valid = false;
+        s.trial_loss = None;
     }
 }
 
@@ -348,6 +412,70 @@ mod tests {
         assert_eq!(eval.grad_evals(), 4 * 3);
         // ... and one loss pass.
         assert_eq!(eval.loss_evals(), 3);
+    }
+
+    /// As `Mean`, with losses along a line from `w₀ − a_i` and `d₀`, counting preparations.
+    struct LineMean(Mean, std::cell::Cell<usize>);
+    impl Objective for LineMean {
+        fn n_samples(&self) -> usize {
+            self.0.n_samples()
+        }
+        fn dim(&self) -> usize {
+            1
+        }
+        fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
+            self.0.sample_loss(w, i)
+        }
+        fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) {
+            self.0.sample_gradient(w, i, g)
+        }
+        fn prepare_line(
+            &self,
+            w: &ArrayRef1<f64>,
+            d: &ArrayRef1<f64>,
+            batch: &[usize],
+            line: &mut Vec<f64>,
+        ) -> bool {
+            self.1.set(self.1.get() + 1);
+            line.clear();
+            line.extend(batch.iter().flat_map(|&i| [w[0] - self.0.0[i], d[0]]));
+            true
+        }
+        fn line_loss(&self, line: &[f64], batch: &[usize], alpha: f64, _: &ArrayRef1<f64>) -> f64 {
+            let sum: f64 = line
+                .chunks(2)
+                .map(|p| 0.5 * (p[0] + alpha * p[1]).powi(2))
+                .sum();
+            sum / batch.len() as f64
+        }
+    }
+
+    #[test]
+    fn a_line_is_prepared_once_for_all_its_trials() {
+        let data = LineMean(Mean(vec![1.0, 2.0, 4.0, 8.0]), std::cell::Cell::new(0));
+        let batch = [0, 1, 3];
+        let (w, d, d2) = (array![0.0], array![1.0], array![2.0]);
+        let mut eval = Evaluator::new(1);
+        eval.prepare(u64::MAX);
+        let trial = |eval: &mut Evaluator<f64>, d: &Array1<f64>, alpha: f64| {
+            eval.set_trial(&w, d, alpha);
+            let loss = eval.trial_loss(&data, &batch);
+            let direct = data.batch_loss(&(&w + &(d * alpha)), &batch);
+            assert!(
+                (loss - direct).abs() <= 1e-15 * direct,
+                "{loss} vs {direct}"
+            );
+        };
+        for alpha in [1.0, 0.5, 0.25] {
+            trial(&mut eval, &d, alpha);
+        }
+        assert_eq!(data.1.get(), 1, "three trials on one line");
+        trial(&mut eval, &d2, 0.5);
+        assert_eq!(data.1.get(), 2, "another direction, another line");
+        eval.prepare(u64::MAX);
+        trial(&mut eval, &d2, 0.5);
+        assert_eq!(data.1.get(), 3, "a new iteration forgets the line");
+        assert_eq!(eval.loss_evals(), 5 * 3, "every trial counts its losses");
     }
 
     #[test]

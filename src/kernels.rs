@@ -108,6 +108,23 @@ pub(crate) fn dense_rows<F: Float>(
     }
 }
 
+/// `x_i·w` and `x_i·d` (each as [`dot`] computes it) of the rows `chunk` of the row-major
+/// matrix `x`, written in pairs to `out`: the line of a linear model's line search. Dispatched
+/// as [`dense_rows`] is, with the same bits on every CPU.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma+avx",
+    "x86_64+avx2+fma+avx",
+    "x86_64+avx"
+))]
+pub(crate) fn dense_line<F: Float>(x: &[F], w: &[F], d: &[F], chunk: &[usize], out: &mut [F]) {
+    let n = w.len();
+    for (&i, pair) in chunk.iter().zip(out.chunks_exact_mut(2)) {
+        let row = &x[i * n..(i + 1) * n];
+        pair[0] = dot(row, w);
+        pair[1] = dot(row, d);
+    }
+}
+
 /// `out += c r`, accumulated in `f64`.
 #[inline(always)]
 pub(crate) fn add_row<F: Float>(out: &mut [f64], row: &[F], c: f64) {

@@ -77,6 +77,35 @@ pub trait Objective<F: Float = f64> {
         F::from_f64(sum / batch.len() as f64)
     }
 
+    /// Prepares the batch losses along the line `w + α d`, for a line search that tries several
+    /// step sizes `α` on the same batch: fills `line` with whatever
+    /// [`line_loss`](Self::line_loss) needs and returns true, or returns false (the default)
+    /// when the objective has no such shortcut, and the search evaluates
+    /// [`batch_loss`](Self::batch_loss) at each trial point instead.
+    ///
+    /// A linear model stores `x_i·w` and `x_i·d` of each sample (one read of each row): the loss
+    /// at every trial step then costs no further read of the data.
+    fn prepare_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        line: &mut Vec<F>,
+    ) -> bool {
+        let _ = (w, d, batch, line);
+        false
+    }
+
+    /// The mean loss of `batch` at `point = w + alpha·d`, from the `line` that
+    /// [`prepare_line`](Self::prepare_line) filled for the same `w`, `d` and `batch` (the
+    /// optimizer never calls it otherwise). It should agree with
+    /// [`batch_loss`](Self::batch_loss) at `point` up to rounding, and be exactly the loss at
+    /// `w` for `alpha = 0`. The default evaluates `batch_loss(point, batch)`.
+    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
+        let _ = (line, alpha);
+        self.batch_loss(point, batch)
+    }
+
     /// Adds the per-sample gradients (and, if it can, the losses) of the samples in `batch`
     /// to `stats`.
     ///
@@ -117,6 +146,18 @@ impl<F: Float, O: Objective<F> + ?Sized> Objective<F> for &O {
     }
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
         (**self).batch_loss(w, batch)
+    }
+    fn prepare_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        line: &mut Vec<F>,
+    ) -> bool {
+        (**self).prepare_line(w, d, batch, line)
+    }
+    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
+        (**self).line_loss(line, batch, alpha, point)
     }
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         (**self).batch_gradient(w, batch, stats)

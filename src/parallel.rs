@@ -106,6 +106,54 @@ where
     stats.merge(&part);
 }
 
+/// `Σ range_sum(range)` over the chunks of the positions `0..len`, cut and added along the same
+/// tree as [`sum_chunks`] on a slice of `len` items: for callers that need the positions of a
+/// chunk, not only its items.
+pub(crate) fn sum_ranges<C>(len: usize, range_sum: C) -> f64
+where
+    C: Fn(std::ops::Range<usize>) -> f64 + Sync,
+{
+    fn tree<C: Fn(std::ops::Range<usize>) -> f64 + Sync>(r: std::ops::Range<usize>, f: &C) -> f64 {
+        let chunks = r.len().div_ceil(CHUNK);
+        if chunks <= 1 {
+            return f(r);
+        }
+        let mid = r.start + chunks / 2 * CHUNK;
+        let (a, b) = join(|| tree(r.start..mid, f), || tree(mid..r.end, f));
+        a + b
+    }
+    if len == 0 {
+        return 0.0;
+    }
+    tree(0..len, &range_sum)
+}
+
+/// Fills `out`, `per` values for each of `items` in order, chunk by chunk (`fill(chunk, part)`
+/// writes the values of one chunk of at most [`CHUNK`] items), in parallel with the `rayon`
+/// feature. Each value depends on its own item only, so the result does not depend on the
+/// number of threads.
+///
+/// # Panics
+/// If `out.len() != per · items.len()`.
+pub(crate) fn fill_chunks<T, V, C>(items: &[T], out: &mut [V], per: usize, fill: &C)
+where
+    T: Sync,
+    V: Send,
+    C: Fn(&[T], &mut [V]) + Sync,
+{
+    assert_eq!(out.len(), per * items.len(), "fill_chunks: output length");
+    match halves(items) {
+        None => fill(items, out),
+        Some((left, right)) => {
+            let (a, b) = out.split_at_mut(left.len() * per);
+            join(
+                || fill_chunks(left, a, per, fill),
+                || fill_chunks(right, b, per, fill),
+            );
+        }
+    }
+}
+
 /// `Σ chunk_sum(chunk)` over the chunks of `items`, added along the same fixed tree as
 /// [`accumulate_chunks`] (so the rounding does not depend on the number of threads).
 pub fn sum_chunks<T, C>(items: &[T], chunk_sum: C) -> f64

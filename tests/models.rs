@@ -47,7 +47,7 @@ fn datasets<F: Float>(x: &Array2<f64>, y: &Array1<f64>) -> [Dataset<F>; 2] {
 
 /// Fast vs default batched statistics and loss on random batches (sizes crossing the chunk
 /// boundary), at a random point.
-fn fast_equals_plain<F: Float, O: Objective<F>>(name: &str, model: &O, tol: f64) {
+fn fast_equals_plain<F: Float, O: Objective<F> + Sync>(name: &str, model: &O, tol: f64) {
     let mut r = rng(99);
     let n = model.n_samples();
     let w: Array1<F> = (0..model.dim())
@@ -92,6 +92,78 @@ fn fast_equals_plain<F: Float, O: Objective<F>>(name: &str, model: &O, tol: f64)
         // One code path: the batch loss and the loss the statistics report are the same
         // number, bit for bit, so that a line search compares like with like.
         assert_eq!(bf.to_bits(), lf.to_bits(), "{name} n={size}: {bf} vs {lf}");
+        losses_along_a_line(name, model, &w, &batch, tol);
+    }
+}
+
+/// `op` on `threads` threads (with the `rayon` feature; on the caller's thread without it).
+fn in_threads<R: Send>(threads: usize, op: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "rayon")]
+    return parallel::with_threads(threads, op).unwrap();
+    #[cfg(not(feature = "rayon"))]
+    {
+        let _ = threads;
+        op()
+    }
+}
+
+/// The losses along a line, where a model prepares them: exactly the batch loss at `w` for a
+/// step of 0, the batch loss at `w + αd` up to rounding for other steps, and the same bits
+/// with any number of threads. The per-sample default prepares nothing.
+fn losses_along_a_line<F: Float, O: Objective<F> + Sync>(
+    name: &str,
+    model: &O,
+    w: &Array1<F>,
+    batch: &[usize],
+    tol: f64,
+) {
+    let mut r = rng(batch.len() as u64);
+    let d: Array1<F> = (0..model.dim())
+        .map(|_| F::from_f64(r.random::<f64>() - 0.5))
+        .collect();
+    let mut line = Vec::new();
+    assert!(!PerSampleOnly(model).prepare_line(w, &d, batch, &mut line));
+    let prepared = |threads: usize| {
+        in_threads(threads, || {
+            let mut line = Vec::new();
+            let ready = model.prepare_line(w, &d, batch, &mut line);
+            (ready, line)
+        })
+    };
+    let (ready, line) = prepared(1);
+    if !ready {
+        return;
+    }
+    let (_, line3) = prepared(3);
+    assert_eq!(
+        line.iter()
+            .map(|x| x.as_f64().to_bits())
+            .collect::<Vec<_>>(),
+        line3
+            .iter()
+            .map(|x| x.as_f64().to_bits())
+            .collect::<Vec<_>>(),
+        "{name}: the line does not depend on the threads"
+    );
+    let at_w = model.line_loss(&line, batch, F::zero(), w);
+    assert_eq!(
+        at_w.as_f64().to_bits(),
+        model.batch_loss(w, batch).as_f64().to_bits(),
+        "{name} n={}: a step of 0 gives the loss at w",
+        batch.len()
+    );
+    for alpha in [1.0, 0.37, 1e-3, -0.5, 4.0] {
+        let a = F::from_f64(alpha);
+        let point = w + &d.mapv(|x| a * x);
+        let along = model.line_loss(&line, batch, a, &point).as_f64();
+        let direct = model.batch_loss(&point, batch).as_f64();
+        assert!(
+            (along - direct).abs() <= tol * direct.abs().max(1.0),
+            "{name} n={} α={alpha}: {along} along the line, {direct} at the point",
+            batch.len()
+        );
+        let threads3 = in_threads(3, || model.line_loss(&line, batch, a, &point));
+        assert_eq!(threads3.as_f64().to_bits(), along.to_bits(), "{name}");
     }
 }
 

@@ -453,7 +453,8 @@ fn kept_trial_statistics_change_nothing_f64() {
 
 /// The report's loss is the full objective at the final iterate, whether it was read off
 /// statistics the run had computed there over every sample (a full batch that converged, the
-/// kept first trial of a full-batch search) or evaluated by one more pass.
+/// kept first trial of a full-batch search), the loss a full-batch line search computed there,
+/// or evaluated by one more pass.
 fn report_loss_is_the_full_objective<F: Float>(rel: f64) {
     let p = ridge::<F>(23, 500, 4, 1.0, 0.01);
     let check = |r: &Report<F>, passes: u64, case: &str, before: u64| {
@@ -484,6 +485,23 @@ fn report_loss_is_the_full_objective<F: Float>(rel: f64) {
     assert_eq!(r.stop, StopReason::IterationBudget);
     assert_eq!(h.records().last().unwrap().backtracks, 0);
     check(&r, 0, "kept trial", last_loss_evals(&h));
+    // Stopped by the epoch budget after a full-batch step whose trial the budget could not pay
+    // gradients for: the search's loss at the final iterate is the objective, no extra pass.
+    let (r, h) = observed(
+        BigBatchSgd::builder()
+            .initial_batch(500)
+            .tolerance(0.0)
+            .max_epochs(3.5),
+        &p,
+    );
+    assert_eq!(r.stop, StopReason::EpochBudget);
+    let last = h.records().last().unwrap();
+    assert_eq!((last.batch_size, last.backtracks), (500, 0));
+    assert!(
+        r.grad_evals <= 1750 && last.loss_evals >= 500,
+        "a loss-only trial"
+    );
+    check(&r, 0, "loss-only trial", last_loss_evals(&h));
     // Stopped by a budget on a partial batch: one pass.
     let (r, h) = run(20, 0.0, 2);
     check(&r, 1, "partial batch", last_loss_evals(&h));

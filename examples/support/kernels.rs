@@ -127,7 +127,8 @@ impl<F: Float, O: Objective<F>> Objective<F> for PerSample<'_, O> {
 }
 
 /// An objective that forwards everything to `O` and adds up the time spent in its batched
-/// methods (the statistics passes and the batch losses of line searches).
+/// methods (the statistics passes, and the losses of line searches: loss passes, and the
+/// losses along a line with their preparation).
 pub struct Timed<'a, O> {
     pub inner: &'a O,
     gradient_ns: AtomicU64,
@@ -172,6 +173,24 @@ impl<F: Float, O: Objective<F>> Objective<F> for Timed<'_, O> {
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
         let t = Instant::now();
         let loss = self.inner.batch_loss(w, batch);
+        add(&self.loss_ns, t);
+        loss
+    }
+    fn prepare_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        line: &mut Vec<F>,
+    ) -> bool {
+        let t = Instant::now();
+        let ready = self.inner.prepare_line(w, d, batch, line);
+        add(&self.loss_ns, t);
+        ready
+    }
+    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
+        let t = Instant::now();
+        let loss = self.inner.line_loss(line, batch, alpha, point);
         add(&self.loss_ns, t);
         loss
     }

@@ -2,13 +2,13 @@
 
 use ndarray::{Array1, ArrayRef1, Zip};
 
-use super::{batch_mean_loss, check_not_empty, merge_chunk, ridge_penalty};
+use super::{batch_mean_loss, check_not_empty, chunk_loss, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
-use crate::kernels::dense_rows;
+use crate::kernels::{dense_line, dense_rows};
 use crate::objective::Objective;
-use crate::parallel::accumulate_chunks;
+use crate::parallel::{accumulate_chunks, fill_chunks, sum_ranges};
 use crate::stats::GradStats;
 
 /// The loss `φ(z, y)` of a linear model as a function of the prediction `z = x·w`.
@@ -343,6 +343,60 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
         batch_mean_loss(batch, w, self.lambda, |chunk| {
             self.chunk_data_loss(w, chunk)
         })
+    }
+
+    /// `x_i·w` and `x_i·d` of every sample of the batch, from one read of each row.
+    fn prepare_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        line: &mut Vec<F>,
+    ) -> bool {
+        line.clear();
+        line.resize(2 * batch.len(), F::zero());
+        let dense = match (&self.features, w.as_slice(), d.as_slice()) {
+            (Features::Dense(m), Some(w), Some(d)) => m.as_slice().map(|x| (x, w, d)),
+            _ => None,
+        };
+        fill_chunks(
+            batch,
+            line,
+            2,
+            &|chunk: &[usize], part: &mut [F]| match dense {
+                Some((x, w, d)) => dense_line(x, w, d, chunk, part),
+                None => {
+                    for (&i, pair) in chunk.iter().zip(part.chunks_exact_mut(2)) {
+                        pair[0] = self.features.row_dot(i, w);
+                        pair[1] = self.features.row_dot(i, d);
+                    }
+                }
+            },
+        );
+        true
+    }
+
+    /// `(1/|B|) Σ φ(z_i + α s_i, y_i) + (λ/2)‖point‖²` from the stored `z_i = x_i·w` and
+    /// `s_i = x_i·d`, summed along the same tree as [`batch_loss`](Self::batch_loss): at
+    /// `alpha = 0` the very number `batch_loss(w)` gives.
+    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
+        if batch.is_empty() {
+            return F::zero();
+        }
+        let lambda = self.lambda.as_f64();
+        let sum = sum_ranges(batch.len(), |r| {
+            let data: f64 = batch[r.clone()]
+                .iter()
+                .zip(line[2 * r.start..2 * r.end].chunks_exact(2))
+                .map(|(&i, zs)| {
+                    self.loss
+                        .value(zs[0] + alpha * zs[1], self.targets[i])
+                        .as_f64()
+                })
+                .sum();
+            chunk_loss(data, r.len(), point, lambda)
+        });
+        F::from_f64(sum / batch.len() as f64)
     }
 
     /// One read of each row: `z_i = x_i·w`, then `Σ φ'_i x_i`, `Σ φ'_i²‖x_i‖²` and `Σ φ_i` per

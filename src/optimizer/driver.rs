@@ -342,7 +342,8 @@ fn move_to<F: Float>(next: &mut Array1<F>, w: &Array1<F>, d: &Array1<F>, alpha: 
 
 /// The full objective at the final iterate: known already if the statistics of every sample
 /// there are (a full batch drawn there, or kept from the accepted first trial of a full-batch
-/// line search); otherwise one loss pass.
+/// line search) or if a full-batch line search computed the loss there; otherwise one loss
+/// pass.
 fn final_loss<F: Float, O: Objective<F> + ?Sized>(
     objective: &O,
     run: &mut RunState<F>,
@@ -351,7 +352,8 @@ fn final_loss<F: Float, O: Objective<F> + ?Sized>(
         .eval
         .valid_stats()
         .filter(|stats| stats.count() == run.n_samples)
-        .and_then(|stats| stats.loss());
+        .and_then(|stats| stats.loss())
+        .or_else(|| run.eval.loss_at_w(run.n_samples));
     let loss = match known {
         Some(loss) => loss,
         None => {
