@@ -138,28 +138,43 @@ fn run<F: Float>(o: &Options) -> Result<(), bigbatch::Error> {
     let batch = random_batch(n, k, 7);
     let w = Array1::from_shape_fn(d, |j| F::from_f64(0.01 * ((j % 7) as f64 - 3.0)));
     let xb = gather(model.features(), &batch);
+    let direction = Array1::from_shape_fn(d, |j| F::from_f64(0.001 * ((j % 5) as f64 - 2.0)));
 
     let mut stats = GradStats::<F>::new(d);
     let per_sample_model = PerSample(&model);
-    let (read, dots, stats_1, per_sample) = parallel::with_threads(1, || {
-        let read = median_seconds(o.repeats, || {
-            black_box(read_pass(model.features(), &batch));
-        });
-        let dots = median_seconds(o.repeats, || {
-            black_box(ndarray_dots(&xb, &w));
-        });
-        let stats_1 = median_seconds(o.repeats, || {
-            stats.reset();
-            model.batch_gradient(&w, &batch, &mut stats);
-            black_box(stats.variance());
-        });
-        let per_sample = median_seconds(o.repeats.min(3), || {
-            stats.reset();
-            per_sample_model.batch_gradient(&w, &batch, &mut stats);
-            black_box(stats.variance());
-        });
-        (read, dots, stats_1, per_sample)
-    })?;
+    let (read, dots, stats_1, stats_line, prepare, along, per_sample) =
+        parallel::with_threads(1, || {
+            let read = median_seconds(o.repeats, || {
+                black_box(read_pass(model.features(), &batch));
+            });
+            let dots = median_seconds(o.repeats, || {
+                black_box(ndarray_dots(&xb, &w));
+            });
+            let stats_1 = median_seconds(o.repeats, || {
+                stats.reset();
+                model.batch_gradient(&w, &batch, &mut stats);
+                black_box(stats.variance());
+            });
+            let mut line = Vec::new();
+            let stats_line = median_seconds(o.repeats, || {
+                stats.reset();
+                model.batch_gradient_line(&w, &direction, &batch, &mut stats, &mut line);
+                black_box(stats.variance());
+            });
+            let prepare = median_seconds(o.repeats, || {
+                model.prepare_line(&w, &direction, &batch, &mut line);
+                black_box(&line);
+            });
+            let along = median_seconds(o.repeats, || {
+                black_box(model.line_loss(&line, &batch, F::from_f64(0.5), &w));
+            });
+            let per_sample = median_seconds(o.repeats.min(3), || {
+                stats.reset();
+                per_sample_model.batch_gradient(&w, &batch, &mut stats);
+                black_box(stats.variance());
+            });
+            (read, dots, stats_1, stats_line, prepare, along, per_sample)
+        })?;
     let stats_2 = parallel::with_threads(2, || {
         median_seconds(o.repeats, || {
             stats.reset();
@@ -182,6 +197,9 @@ fn run<F: Float>(o: &Options) -> Result<(), bigbatch::Error> {
         ("read pass: Σ x_ij, 16 sums (1 thread)", read),
         ("ndarray X_B·w + X_Bᵀ·r (1 thread)", dots),
         ("statistics pass (1 thread)", stats_1),
+        ("  + x_i·d for a line search (1 thread)", stats_line),
+        ("line x_i·w, x_i·d alone (1 thread)", prepare),
+        ("a loss along the line (1 thread)", along),
         ("statistics pass (2 threads)", stats_2),
         ("per-sample default path (1 thread)", per_sample),
     ] {

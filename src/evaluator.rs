@@ -66,6 +66,8 @@ struct Scratch<F> {
     /// it was asked (within one iteration, for this `w` and `d`).
     line_w: Array1<F>,
     line_dir: Array1<F>,
+    /// The step at which the line's values were taken (`None`: at `w` itself).
+    line_anchor: Option<F>,
     line: Vec<F>,
     line_asked: bool,
     line_ready: bool,
@@ -98,6 +100,7 @@ impl<F> Default for Scratch<F> {
             trial_alpha: None,
             line_w: Array1::from_vec(Vec::new()),
             line_dir: Array1::from_vec(Vec::new()),
+            line_anchor: None,
             line: Vec::new(),
             line_asked: false,
             line_ready: false,
@@ -259,6 +262,7 @@ impl<F: Float> Evaluator<F> {
         if !(s.line_asked && same_bits(&s.line_w, w) && same_bits(&s.line_dir, d)) {
             s.line_asked = false;
             s.line_ready = false;
+            s.line_anchor = None;
             s.line_w.assign(w);
             s.line_dir.assign(d);
         }
@@ -286,7 +290,8 @@ impl<F: Float> Evaluator<F> {
         }
         let loss = match s.trial_alpha {
             Some(alpha) if s.line_ready => {
-                objective.line_loss(&s.line, batch, alpha, &s.trial_point)
+                let from_anchor = s.line_anchor.map_or(alpha, |a| alpha - a);
+                objective.line_loss(&s.line, batch, from_anchor, &s.trial_point)
             }
             _ => objective.batch_loss(&s.trial_point, batch),
         };
@@ -295,7 +300,9 @@ impl<F: Float> Evaluator<F> {
     }
 
     /// The batch loss at the last trial point, computed with the batch's full statistics there
-    /// when they can be kept and the budget pays for them; otherwise a loss pass.
+    /// when they can be kept and the budget pays for them (and, if it is the first evaluation
+    /// on this line, with the values along the line: [`Objective::batch_gradient_line`]);
+    /// otherwise as [`trial_loss`](Self::trial_loss).
     pub(crate) fn trial_stats<O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
@@ -308,7 +315,21 @@ impl<F: Float> Evaluator<F> {
         let s = &mut self.scratch;
         s.trial_stats.reset();
         self.grad_evals += n as u64;
-        objective.batch_gradient(&s.trial_point, batch, &mut s.trial_stats);
+        if s.line_asked {
+            objective.batch_gradient(&s.trial_point, batch, &mut s.trial_stats);
+        } else {
+            // The values along the line, taken at this trial point, serve the shorter steps
+            // if this one is rejected.
+            s.line_asked = true;
+            s.line_ready = objective.batch_gradient_line(
+                &s.trial_point,
+                &s.line_dir,
+                batch,
+                &mut s.trial_stats,
+                &mut s.line,
+            );
+            s.line_anchor = s.trial_alpha;
+        }
         // A batched gradient that adds the wrong samples is not kept; the next iteration then
         // evaluates the batch itself, and reports the mismatch.
         s.trial_valid = s.trial_stats.count() == n;
@@ -441,6 +462,19 @@ mod tests {
             line.extend(batch.iter().flat_map(|&i| [w[0] - self.0.0[i], d[0]]));
             true
         }
+        fn batch_gradient_line(
+            &self,
+            w: &ArrayRef1<f64>,
+            d: &ArrayRef1<f64>,
+            batch: &[usize],
+            stats: &mut GradStats<f64>,
+            line: &mut Vec<f64>,
+        ) -> bool {
+            self.batch_gradient(w, batch, stats);
+            line.clear();
+            line.extend(batch.iter().flat_map(|&i| [w[0] - self.0.0[i], d[0]]));
+            true
+        }
         fn line_loss(&self, line: &[f64], batch: &[usize], alpha: f64, _: &ArrayRef1<f64>) -> f64 {
             let sum: f64 = line
                 .chunks(2)
@@ -476,6 +510,18 @@ mod tests {
         trial(&mut eval, &d2, 0.5);
         assert_eq!(data.1.get(), 3, "a new iteration forgets the line");
         assert_eq!(eval.loss_evals(), 5 * 3, "every trial counts its losses");
+
+        // A first trial with statistics leaves the line, taken at its own point, for the
+        // shorter steps: no preparation, and the losses where they belong.
+        eval.prepare(u64::MAX);
+        eval.add(&data, &w, &batch).unwrap();
+        eval.keep_trials(true);
+        eval.set_trial(&w, &d, 1.0);
+        eval.trial_stats(&data, &batch);
+        for alpha in [0.5, 0.25] {
+            trial(&mut eval, &d, alpha);
+        }
+        assert_eq!(data.1.get(), 3, "the statistics pass prepared the line");
     }
 
     #[test]

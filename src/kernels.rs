@@ -72,10 +72,56 @@ pub(crate) fn dot_and_add<F: Float>(next: &[F], w: &[F], out: &mut [f64], prev: 
     sum_lanes(acc) + tail
 }
 
+/// As [`dot_and_add`], with `dot(next, d)` too, from the same sweep: `(next·w, next·d)`, each
+/// bit for bit as [`dot`] computes it.
+#[inline(always)]
+pub(crate) fn dot2_and_add<F: Float>(
+    next: &[F],
+    w: &[F],
+    d: &[F],
+    out: &mut [f64],
+    prev: &[F],
+    c: f64,
+) -> (F, F) {
+    let n = out.len().min(w.len()).min(d.len());
+    let (next, w, d, out, prev) = (&next[..n], &w[..n], &d[..n], &mut out[..n], &prev[..n]);
+    let (mut acc_w, mut acc_d) = ([F::zero(); LANES], [F::zero(); LANES]);
+    let split = n - n % LANES;
+    let tail = |v: &[F]| {
+        next[split..]
+            .iter()
+            .zip(&v[split..])
+            .fold(F::zero(), |s, (&x, &y)| s + x * y)
+    };
+    let (tail_w, tail_d) = (tail(w), tail(d));
+    let (out_main, out_tail) = out.split_at_mut(split);
+    for (o, &p) in out_tail.iter_mut().zip(&prev[split..]) {
+        *o += c * p.as_f64();
+    }
+    let rows = next
+        .chunks_exact(LANES)
+        .zip(w.chunks_exact(LANES))
+        .zip(d.chunks_exact(LANES));
+    for (((x, y), e), (o, p)) in rows.zip(
+        out_main
+            .chunks_exact_mut(LANES)
+            .zip(prev.chunks_exact(LANES)),
+    ) {
+        for k in 0..LANES {
+            acc_w[k] += x[k] * y[k];
+            acc_d[k] += x[k] * e[k];
+            o[k] += c * p[k].as_f64();
+        }
+    }
+    (sum_lanes(acc_w) + tail_w, sum_lanes(acc_d) + tail_d)
+}
+
 /// The dense half of a linear model's statistics pass over the rows `chunk` of the row-major
 /// matrix `x` (rows of `w.len()` values): `z_i = x_i·w` as [`dot`] computes it, `c_i =
 /// slope(i, z_i)`, and `sum += Σ c_i x_i` accumulated in `f64`, each row read from memory once
-/// (its product is taken while the previous row, still in cache, is added in).
+/// (its product is taken while the previous row, still in cache, is added in). With `line =
+/// Some((d, out))`, also writes `x_i·w` and `x_i·d` of each row, in pairs, to `out`
+/// ([`dense_line`]'s values, bit for bit).
 ///
 /// Compiled for the baseline and for wider vector units, chosen when the CPU runs it (AVX,
 /// AVX2, AVX-512). Every version performs the same operations in the same order, and none
@@ -91,15 +137,29 @@ pub(crate) fn dense_rows<F: Float>(
     w: &[F],
     chunk: &[usize],
     sum: &mut [f64],
+    line: Option<(&[F], &mut [F])>,
     mut slope: impl FnMut(usize, F) -> f64,
 ) {
     let d = w.len();
     let row = |i: usize| &x[i * d..(i + 1) * d];
     let mut pending: Option<(usize, f64)> = None;
+    let (dir, mut pairs) = match line {
+        Some((dir, out)) => (dir, Some(out.chunks_exact_mut(2))),
+        None => (w, None),
+    };
     for &i in chunk {
-        let z = match pending {
-            Some((p, c)) => dot_and_add(row(i), w, sum, row(p), c),
-            None => dot(row(i), w),
+        let z = match (pairs.as_mut().and_then(Iterator::next), pending) {
+            (None, Some((p, c))) => dot_and_add(row(i), w, sum, row(p), c),
+            (None, None) => dot(row(i), w),
+            (Some(pair), pending) => {
+                let (z, s) = match pending {
+                    Some((p, c)) => dot2_and_add(row(i), w, dir, sum, row(p), c),
+                    None => (dot(row(i), w), dot(row(i), dir)),
+                };
+                pair[0] = z;
+                pair[1] = s;
+                z
+            }
         };
         pending = Some((i, slope(i, z)));
     }

@@ -106,6 +106,28 @@ pub trait Objective<F: Float = f64> {
         self.batch_loss(point, batch)
     }
 
+    /// [`batch_gradient`](Self::batch_gradient) at `w`, and from the same evaluation what
+    /// [`prepare_line`](Self::prepare_line) would prepare for the line through `w` in direction
+    /// `d`; returns whether it prepared the line. The default evaluates `batch_gradient` and
+    /// prepares nothing.
+    ///
+    /// A line search whose first trial computes the statistics there (they become the next
+    /// iteration's if the step is accepted) calls it, so that a rejected first trial leaves the
+    /// losses along the line for the shorter steps: a linear model adds `x_i·d` to the products
+    /// it takes of each row anyway.
+    fn batch_gradient_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        stats: &mut GradStats<F>,
+        line: &mut Vec<F>,
+    ) -> bool {
+        let _ = (d, line);
+        self.batch_gradient(w, batch, stats);
+        false
+    }
+
     /// Adds the per-sample gradients (and, if it can, the losses) of the samples in `batch`
     /// to `stats`.
     ///
@@ -158,6 +180,16 @@ impl<F: Float, O: Objective<F> + ?Sized> Objective<F> for &O {
     }
     fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
         (**self).line_loss(line, batch, alpha, point)
+    }
+    fn batch_gradient_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        stats: &mut GradStats<F>,
+        line: &mut Vec<F>,
+    ) -> bool {
+        (**self).batch_gradient_line(w, d, batch, stats, line)
     }
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         (**self).batch_gradient(w, batch, stats)

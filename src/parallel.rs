@@ -154,6 +154,59 @@ where
     }
 }
 
+/// As [`accumulate_chunks`], with `per` values for each index of `batch` written to `out` along
+/// the way: `chunk_stats(chunk, empty, part)` fills the statistics of one chunk and the values
+/// of its indices. The statistics are merged along the same tree, so they are the same bits
+/// as [`accumulate_chunks`] gives with the same per-chunk statistics.
+///
+/// # Panics
+/// If `out.len() != per · batch.len()`.
+pub(crate) fn accumulate_chunks_filling<F, V, C>(
+    batch: &[usize],
+    stats: &mut GradStats<F>,
+    out: &mut [V],
+    per: usize,
+    chunk_stats: C,
+) where
+    F: Float,
+    V: Send,
+    C: Fn(&[usize], &mut GradStats<F>, &mut [V]) + Sync,
+{
+    fn tree<F, V, C>(batch: &[usize], dim: usize, out: &mut [V], per: usize, f: &C) -> GradStats<F>
+    where
+        F: Float,
+        V: Send,
+        C: Fn(&[usize], &mut GradStats<F>, &mut [V]) + Sync,
+    {
+        match halves(batch) {
+            None => {
+                let mut stats = GradStats::new(dim);
+                f(batch, &mut stats, out);
+                stats
+            }
+            Some((left, right)) => {
+                let (out_left, out_right) = out.split_at_mut(left.len() * per);
+                let (mut a, b) = join(
+                    || tree(left, dim, out_left, per, f),
+                    || tree(right, dim, out_right, per, f),
+                );
+                a.merge(&b);
+                a
+            }
+        }
+    }
+    assert_eq!(
+        out.len(),
+        per * batch.len(),
+        "accumulate_chunks_filling: output length"
+    );
+    if batch.is_empty() {
+        return;
+    }
+    let part = tree(batch, stats.dim(), out, per, &chunk_stats);
+    stats.merge(&part);
+}
+
 /// `Σ chunk_sum(chunk)` over the chunks of `items`, added along the same fixed tree as
 /// [`accumulate_chunks`] (so the rounding does not depend on the number of threads).
 pub fn sum_chunks<T, C>(items: &[T], chunk_sum: C) -> f64

@@ -96,6 +96,10 @@ fn fast_equals_plain<F: Float, O: Objective<F> + Sync>(name: &str, model: &O, to
     }
 }
 
+fn bits_of<F: Float>(x: &[F]) -> Vec<u64> {
+    x.iter().map(|&v| v.as_f64().to_bits()).collect()
+}
+
 /// `op` on `threads` threads (with the `rayon` feature; on the caller's thread without it).
 fn in_threads<R: Send>(threads: usize, op: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "rayon")]
@@ -144,6 +148,25 @@ fn losses_along_a_line<F: Float, O: Objective<F> + Sync>(
             .map(|x| x.as_f64().to_bits())
             .collect::<Vec<_>>(),
         "{name}: the line does not depend on the threads"
+    );
+    // The same values from the statistics pass, whose statistics are unchanged by them.
+    let (mut plain, mut with_line, mut line2) = (
+        GradStats::new(model.dim()),
+        GradStats::new(model.dim()),
+        Vec::new(),
+    );
+    model.batch_gradient(w, batch, &mut plain);
+    if model.batch_gradient_line(w, &d, batch, &mut with_line, &mut line2) {
+        assert_eq!(
+            bits_of(&line2),
+            bits_of(&line),
+            "{name}: the line from the statistics pass"
+        );
+    }
+    assert_eq!(
+        bits_of(with_line.mean().as_slice().unwrap()),
+        bits_of(plain.mean().as_slice().unwrap()),
+        "{name}: statistics with the line"
     );
     let at_w = model.line_loss(&line, batch, F::zero(), w);
     assert_eq!(

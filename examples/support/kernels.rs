@@ -194,6 +194,19 @@ impl<F: Float, O: Objective<F>> Objective<F> for Timed<'_, O> {
         add(&self.loss_ns, t);
         loss
     }
+    fn batch_gradient_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        stats: &mut GradStats<F>,
+        line: &mut Vec<F>,
+    ) -> bool {
+        let t = Instant::now();
+        let ready = self.inner.batch_gradient_line(w, d, batch, stats, line);
+        add(&self.gradient_ns, t);
+        ready
+    }
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         let t = Instant::now();
         self.inner.batch_gradient(w, batch, stats);

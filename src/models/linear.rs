@@ -8,7 +8,7 @@ use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::kernels::{dense_line, dense_rows};
 use crate::objective::Objective;
-use crate::parallel::{accumulate_chunks, fill_chunks, sum_ranges};
+use crate::parallel::{accumulate_chunks, accumulate_chunks_filling, fill_chunks, sum_ranges};
 use crate::stats::GradStats;
 
 /// The loss `φ(z, y)` of a linear model as a function of the prediction `z = x·w`.
@@ -282,9 +282,16 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
     /// As [`any_chunk`](Self::any_chunk) on dense rows stored contiguously in `x`: each row is
     /// read from memory once, in a sweep that computes its dot product and adds the previous
     /// row (still in cache) to `sum`.
-    fn dense_chunk(&self, x: &[F], w: &[F], chunk: &[usize], sum: &mut [f64]) -> (f64, f64) {
+    fn dense_chunk(
+        &self,
+        x: &[F],
+        w: &[F],
+        chunk: &[usize],
+        sum: &mut [f64],
+        line: Option<(&[F], &mut [F])>,
+    ) -> (f64, f64) {
         let (mut sq, mut loss) = (0.0, 0.0);
-        dense_rows(x, w, chunk, sum, |i, z| {
+        dense_rows(x, w, chunk, sum, line, |i, z| {
             let (value, slope) = self.loss.value_and_derivative(z, self.targets[i]);
             let slope = slope.as_f64();
             sq += slope * slope * self.row_norms_sq[i];
@@ -292,6 +299,39 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
             slope
         });
         (sq, loss)
+    }
+
+    /// The statistics of the rows `chunk` at `w`, merged into `part`; with `line = Some((d,
+    /// out))` also `x_i·w` and `x_i·d` of each row, in pairs, in `out`.
+    fn chunk_stats(
+        &self,
+        w: &ArrayRef1<F>,
+        chunk: &[usize],
+        part: &mut GradStats<F>,
+        line: Option<(&ArrayRef1<F>, &mut [F])>,
+    ) {
+        let mut sum = Array1::<f64>::zeros(w.len());
+        let dense = match (&self.features, w.as_slice(), sum.as_slice_mut()) {
+            (Features::Dense(m), Some(ws), Some(s)) => m.as_slice().map(|x| (x, ws, s)),
+            _ => None,
+        };
+        let (sq, loss) = match (dense, line) {
+            (Some((x, ws, s)), None) => self.dense_chunk(x, ws, chunk, s, None),
+            (Some((x, ws, s)), Some((d, out))) if d.as_slice().is_some() => {
+                let ds = d.as_slice().unwrap_or_default();
+                self.dense_chunk(x, ws, chunk, s, Some((ds, out)))
+            }
+            (_, line) => {
+                if let Some((d, out)) = line {
+                    for (&i, pair) in chunk.iter().zip(out.chunks_exact_mut(2)) {
+                        pair[0] = self.features.row_dot(i, w);
+                        pair[1] = self.features.row_dot(i, d);
+                    }
+                }
+                self.any_chunk(w, chunk, &mut sum)
+            }
+        };
+        merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
     }
 
     /// The data-loss sum `Σ φ(x_i·w, y_i)` of the rows `chunk`.
@@ -403,17 +443,25 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
     /// chunk of rows, merged into `stats` (see the [module docs](crate::models)); chunks in
     /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
-        let dense = match (&self.features, w.as_slice()) {
-            (Features::Dense(m), Some(w)) => m.as_slice().map(|x| (x, w)),
-            _ => None,
-        };
         accumulate_chunks(batch, stats, |chunk, part| {
-            let mut sum = Array1::<f64>::zeros(w.len());
-            let (sq, loss) = match (dense, sum.as_slice_mut()) {
-                (Some((x, w)), Some(sum)) => self.dense_chunk(x, w, chunk, sum),
-                _ => self.any_chunk(w, chunk, &mut sum),
-            };
-            merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
+            self.chunk_stats(w, chunk, part, None);
         });
+    }
+
+    /// The statistics pass, with `x_i·d` of each row taken while the row is in cache.
+    fn batch_gradient_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        stats: &mut GradStats<F>,
+        line: &mut Vec<F>,
+    ) -> bool {
+        line.clear();
+        line.resize(2 * batch.len(), F::zero());
+        accumulate_chunks_filling(batch, stats, line, 2, |chunk, part, out| {
+            self.chunk_stats(w, chunk, part, Some((d, out)));
+        });
+        true
     }
 }
