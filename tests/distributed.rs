@@ -147,6 +147,10 @@ fn merged_statistics_agree_with_one_worker<F: Float + Send + Sync>() {
     let mut reference = GradStats::new(5);
     whole.batch_gradient(&w, &batch, &mut reference);
     let loss = whole.batch_loss(&w, &batch).as_f64();
+    let d: Array1<F> = (0..5).map(|j| F::from_f64(0.3 - 0.1 * j as f64)).collect();
+    let a = F::from_f64(0.75);
+    let point = &w + &d.mapv(|x| a * x);
+    let direct = whole.batch_loss(&point, &batch).as_f64();
     for p in [2, 3, 5] {
         let parts = ThreadRanks::run(p, |ws| {
             let mine = shard_of(700, ws.rank(), p, Layout::Strided);
@@ -154,10 +158,27 @@ fn merged_statistics_agree_with_one_worker<F: Float + Send + Sync>() {
             let o = Sharded::new(local, &ws, Layout::Strided).unwrap();
             let mut s = GradStats::new(5);
             o.batch_gradient(&w, &batch, &mut s);
-            (s, o.batch_loss(&w, &batch).as_f64(), o.n_samples())
+            // Losses along a line: prepared by every worker, from the statistics pass too.
+            let mut line = Vec::new();
+            assert!(o.prepare_line(&w, &d, &batch, &mut line));
+            let along = o.line_loss(&line, &batch, a, &point).as_f64();
+            let mut with_line = GradStats::new(5);
+            assert!(o.batch_gradient_line(&w, &d, &batch, &mut with_line, &mut line));
+            assert_eq!(
+                with_line.mean(),
+                s.mean(),
+                "p = {p}: statistics with the line"
+            );
+            let along_anchor = o.line_loss(&line, &batch, a, &point).as_f64();
+            assert_eq!(along.to_bits(), along_anchor.to_bits(), "p = {p}");
+            (s, o.batch_loss(&w, &batch).as_f64(), o.n_samples(), along)
         });
         let tol = 1e-12;
-        for (s, l, n) in &parts {
+        for (s, l, n, along) in &parts {
+            assert!(
+                (along - direct).abs() <= 8.0 * F::epsilon().as_f64() * direct,
+                "p = {p}: loss along the line {along} against {direct}"
+            );
             assert_eq!((s.count(), *n), (batch.len(), 700));
             let dm = (s.mean() - reference.mean()).mapv(f64::abs).sum();
             assert!(

@@ -197,13 +197,7 @@ impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
         } else {
             self.local.batch_loss(w, &local).as_f64()
         };
-        let all = self.workers.all_gather(&[local.len() as f64, mean]);
-        let (mut count, mut sum) = (0.0, 0.0);
-        for part in all.chunks(2) {
-            count += part[0];
-            sum += part[0] * part[1];
-        }
-        F::from_f64(sum / count)
+        self.merge_means(local.len(), mean)
     }
 
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
@@ -212,6 +206,73 @@ impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
         if !local.is_empty() {
             self.local.batch_gradient(w, &local, &mut part);
         }
+        self.merge_workers(&part, stats);
+    }
+
+    /// Each worker prepares the line of its own samples of the batch; the line is ready if
+    /// every worker's is.
+    fn prepare_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        line: &mut Vec<F>,
+    ) -> bool {
+        let local = self.local_part(batch);
+        let ready = self.local.prepare_line(w, d, &local, line);
+        self.all_ready(ready)
+    }
+
+    /// The local losses along the line, merged as [`batch_loss`](Self::batch_loss) merges.
+    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
+        let local = self.local_part(batch);
+        let mean = if local.is_empty() {
+            0.0
+        } else {
+            self.local.line_loss(line, &local, alpha, point).as_f64()
+        };
+        self.merge_means(local.len(), mean)
+    }
+
+    fn batch_gradient_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        stats: &mut GradStats<F>,
+        line: &mut Vec<F>,
+    ) -> bool {
+        let local = self.local_part(batch);
+        let mut part = GradStats::new(self.dim);
+        let ready = self
+            .local
+            .batch_gradient_line(w, d, &local, &mut part, line);
+        self.merge_workers(&part, stats);
+        self.all_ready(ready)
+    }
+}
+
+impl<O, W: Workers> Sharded<O, W> {
+    /// Whether every worker's `ready` is true.
+    fn all_ready(&self, ready: bool) -> bool {
+        let all = self.workers.all_gather(&[if ready { 1.0 } else { 0.0 }]);
+        all.iter().all(|&r| r > 0.5)
+    }
+
+    /// The mean over the workers' samples of the workers' means of `count` samples each, in
+    /// rank order.
+    fn merge_means<F: Float>(&self, count: usize, mean: f64) -> F {
+        let all = self.workers.all_gather(&[count as f64, mean]);
+        let (mut count, mut sum) = (0.0, 0.0);
+        for part in all.chunks(2) {
+            count += part[0];
+            sum += part[0] * part[1];
+        }
+        F::from_f64(sum / count)
+    }
+
+    /// Merges every worker's statistics `part` into `stats`, in rank order.
+    fn merge_workers<F: Float>(&self, part: &GradStats<F>, stats: &mut GradStats<F>) {
         let (loss_sum, loss_count) = part.loss_parts();
         let mut mine = Vec::with_capacity(HEAD + self.dim);
         mine.extend([
