@@ -2,12 +2,12 @@
 
 use ndarray::{Array1, ArrayRef1, Zip, s};
 
-use super::{batch_mean_loss, class_labels, merge_chunk, ridge_penalty};
+use super::{batch_mean_loss, chunk_loss, class_labels, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
-use crate::parallel::accumulate_chunks;
+use crate::parallel::{accumulate_chunks, fill_chunks, sum_ranges};
 use crate::stats::GradStats;
 
 /// Softmax (multinomial logistic) regression with K classes and one weight vector per class
@@ -166,6 +166,54 @@ impl<F: Float> Objective<F> for Softmax<F> {
                 })
                 .sum()
         })
+    }
+
+    /// The logits `x_i·W_k` and their changes `x_i·D_k` along the direction, `2K` values per
+    /// sample, from one read of each row.
+    fn prepare_line(
+        &self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        line: &mut Vec<F>,
+    ) -> bool {
+        let k = self.n_classes;
+        line.clear();
+        line.resize(2 * k * batch.len(), F::zero());
+        fill_chunks(batch, line, 2 * k, &|chunk: &[usize], part: &mut [F]| {
+            for (&i, values) in chunk.iter().zip(part.chunks_exact_mut(2 * k)) {
+                let (z, s) = values.split_at_mut(k);
+                self.logits(w, i, z);
+                self.logits(d, i, s);
+            }
+        });
+        true
+    }
+
+    /// The mean loss at the logits `z + α s`, summed along the same tree as
+    /// [`batch_loss`](Self::batch_loss): at `alpha = 0` the very number `batch_loss(w)` gives.
+    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
+        if batch.is_empty() {
+            return F::zero();
+        }
+        let k = self.n_classes;
+        let lambda = self.lambda.as_f64();
+        let sum = sum_ranges(batch.len(), |r| {
+            let mut z = vec![F::zero(); k];
+            let values = &line[2 * k * r.start..2 * k * r.end];
+            let data: f64 = batch[r.clone()]
+                .iter()
+                .zip(values.chunks_exact(2 * k))
+                .map(|(&i, v)| {
+                    for (j, zj) in z.iter_mut().enumerate() {
+                        *zj = v[j] + alpha * v[k + j];
+                    }
+                    Self::residual(&mut z, self.labels[i]).0.as_f64()
+                })
+                .sum();
+            chunk_loss(data, r.len(), point, lambda)
+        });
+        F::from_f64(sum / batch.len() as f64)
     }
 
     /// One pass over the rows per chunk: logits, the residual `c = p − e_y`, then
