@@ -85,6 +85,15 @@ impl Sampler {
     }
 
     /// The current batch.
+    /// Puts a batch that holds every sample in storage order: the same set, read from memory
+    /// front to back by every later pass over it. A no-op for a partial batch (whose order is
+    /// the draw) and for one already in order.
+    pub(crate) fn order_if_full(&mut self) {
+        if self.len == self.perm.len() && !self.perm.is_sorted() {
+            self.perm.sort_unstable();
+        }
+    }
+
     pub(crate) fn batch(&self) -> &[usize] {
         &self.perm[..self.len]
     }
@@ -153,6 +162,22 @@ mod tests {
         let mut all = s.batch().to_vec();
         all.sort_unstable();
         assert_eq!(all, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn only_a_full_batch_is_put_in_storage_order() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
+        let mut s = Sampler::new(30);
+        s.shuffle(&mut rng);
+        s.prefix(12);
+        let partial = s.batch().to_vec();
+        s.order_if_full();
+        assert_eq!(s.batch(), &partial[..], "a partial batch keeps its order");
+        let rest = s.prefix(30).to_vec();
+        assert_eq!(rest.len(), 18);
+        s.order_if_full();
+        assert_eq!(s.batch(), &(0..30).collect::<Vec<_>>()[..]);
+        assert_eq!(s.prefix(30).len(), 0, "nothing new once full");
     }
 
     #[test]

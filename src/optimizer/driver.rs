@@ -413,6 +413,10 @@ impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
         let Some(drawn) = self.draw_passing(objective, run)? else {
             return Ok(Outcome::OutOfBudget);
         };
+        // Every sample: the line search and the next iterations read the rows in order,
+        // which memory serves faster than a shuffle (the set, and so every statistic, is the
+        // same; only the order of the sums changes).
+        run.sampler.order_if_full();
         // Stop, or propose a step.
         if self.converged(run)? {
             return Ok(Outcome::Converged);
