@@ -40,86 +40,11 @@ pub(crate) fn dot<F: Float>(a: &[F], b: &[F]) -> F {
     sum_lanes(acc) + tail
 }
 
-/// One sweep that returns `dot(next, w)` (bit for bit as [`dot`]) and adds `c · prev` to
-/// `out`, which accumulates in `f64` whatever the data's type: a row streamed from memory for
-/// its dot product while the previous row, still in cache, is added in.
-#[inline(always)]
-pub(crate) fn dot_and_add<F: Float>(next: &[F], w: &[F], out: &mut [f64], prev: &[F], c: f64) -> F {
-    let n = out.len().min(w.len());
-    let (next, w, out, prev) = (&next[..n], &w[..n], &mut out[..n], &prev[..n]);
-    let mut acc = [F::zero(); LANES];
-    let (cx, cw, cp) = (
-        next.chunks_exact(LANES),
-        w.chunks_exact(LANES),
-        prev.chunks_exact(LANES),
-    );
-    let tail: F = cx
-        .remainder()
-        .iter()
-        .zip(cw.remainder())
-        .fold(F::zero(), |s, (&x, &y)| s + x * y);
-    let split = n - n % LANES;
-    let (out_main, out_tail) = out.split_at_mut(split);
-    for (o, &p) in out_tail.iter_mut().zip(&prev[split..]) {
-        *o += c * p.as_f64();
-    }
-    for (((x, y), o), p) in cx.zip(cw).zip(out_main.chunks_exact_mut(LANES)).zip(cp) {
-        for k in 0..LANES {
-            acc[k] += x[k] * y[k];
-            o[k] += c * p[k].as_f64();
-        }
-    }
-    sum_lanes(acc) + tail
-}
-
-/// As [`dot_and_add`], with `dot(next, d)` too, from the same sweep: `(next·w, next·d)`, each
-/// bit for bit as [`dot`] computes it.
-#[inline(always)]
-pub(crate) fn dot2_and_add<F: Float>(
-    next: &[F],
-    w: &[F],
-    d: &[F],
-    out: &mut [f64],
-    prev: &[F],
-    c: f64,
-) -> (F, F) {
-    let n = out.len().min(w.len()).min(d.len());
-    let (next, w, d, out, prev) = (&next[..n], &w[..n], &d[..n], &mut out[..n], &prev[..n]);
-    let (mut acc_w, mut acc_d) = ([F::zero(); LANES], [F::zero(); LANES]);
-    let split = n - n % LANES;
-    let tail = |v: &[F]| {
-        next[split..]
-            .iter()
-            .zip(&v[split..])
-            .fold(F::zero(), |s, (&x, &y)| s + x * y)
-    };
-    let (tail_w, tail_d) = (tail(w), tail(d));
-    let (out_main, out_tail) = out.split_at_mut(split);
-    for (o, &p) in out_tail.iter_mut().zip(&prev[split..]) {
-        *o += c * p.as_f64();
-    }
-    let rows = next
-        .chunks_exact(LANES)
-        .zip(w.chunks_exact(LANES))
-        .zip(d.chunks_exact(LANES));
-    for (((x, y), e), (o, p)) in rows.zip(
-        out_main
-            .chunks_exact_mut(LANES)
-            .zip(prev.chunks_exact(LANES)),
-    ) {
-        for k in 0..LANES {
-            acc_w[k] += x[k] * y[k];
-            acc_d[k] += x[k] * e[k];
-            o[k] += c * p[k].as_f64();
-        }
-    }
-    (sum_lanes(acc_w) + tail_w, sum_lanes(acc_d) + tail_d)
-}
-
 /// The dense half of a linear model's statistics pass over the rows `chunk` of the row-major
 /// matrix `x` (rows of `w.len()` values): `z_i = x_i·w` as [`dot`] computes it, `c_i =
 /// slope(i, z_i)`, and `sum += Σ c_i x_i` accumulated in `f64`, each row read from memory once
-/// (its product is taken while the previous row, still in cache, is added in). With `line =
+/// (rows go two at a time: one sweep takes the products of the next two rows while the
+/// previous two, still in cache, are added in). With `line =
 /// Some((d, out))`, also writes `x_i·w` and `x_i·d` of each row, in pairs, to `out`
 /// ([`dense_line`]'s values, bit for bit).
 ///
@@ -140,32 +65,135 @@ pub(crate) fn dense_rows<F: Float>(
     line: Option<(&[F], &mut [F])>,
     mut slope: impl FnMut(usize, F) -> f64,
 ) {
-    let d = w.len();
-    let row = |i: usize| &x[i * d..(i + 1) * d];
-    let mut pending: Option<(usize, f64)> = None;
+    let n = w.len();
+    let row = |i: usize| &x[i * n..(i + 1) * n];
+    let sum = &mut sum[..n];
     let (dir, mut pairs) = match line {
-        Some((dir, out)) => (dir, Some(out.chunks_exact_mut(2))),
+        Some((dir, out)) => (&dir[..n], Some(out)),
         None => (w, None),
     };
-    for &i in chunk {
-        let z = match (pairs.as_mut().and_then(Iterator::next), pending) {
-            (None, Some((p, c))) => dot_and_add(row(i), w, sum, row(p), c),
-            (None, None) => dot(row(i), w),
-            (Some(pair), pending) => {
-                let (z, s) = match pending {
-                    Some((p, c)) => dot2_and_add(row(i), w, dir, sum, row(p), c),
-                    None => (dot(row(i), w), dot(row(i), dir)),
-                };
-                pair[0] = z;
-                pair[1] = s;
-                z
-            }
+    // Rows two at a time: one sweep takes the products of the next two rows (two streams from
+    // memory at once) and adds the previous two, still in cache, to `sum` in row order.
+    let mut prev: [(usize, f64); 2] = [(0, 0.0); 2];
+    let mut held = 0;
+    let mut start = 0;
+    while start < chunk.len() {
+        let new = &chunk[start..(start + 2).min(chunk.len())];
+        let line = pairs.is_some();
+        let q = |k: usize| (row(prev[k].0), prev[k].1);
+        let products = match (new, held) {
+            ([a, b], 2) => sweep2(line, [row(*a), row(*b)], w, dir, sum, [q(0), q(1)]),
+            ([a, b], 0) => sweep2(line, [row(*a), row(*b)], w, dir, sum, []),
+            ([a], 2) => pad(sweep2(line, [row(*a)], w, dir, sum, [q(0), q(1)])),
+            ([a], 0) => pad(sweep2(line, [row(*a)], w, dir, sum, [])),
+            _ => unreachable!("one or two new rows, after zero or two"),
         };
-        pending = Some((i, slope(i, z)));
+        held = 0;
+        for (&i, &(z, s)) in new.iter().zip(&products) {
+            if let Some(out) = pairs.as_deref_mut() {
+                let k = 2 * (start + held);
+                out[k] = z;
+                out[k + 1] = s;
+            }
+            prev[held] = (i, slope(i, z));
+            held += 1;
+        }
+        start += new.len();
     }
-    if let Some((p, c)) = pending {
+    for &(p, c) in &prev[..held] {
         add_row(sum, row(p), c);
     }
+}
+
+/// The products of one row in the shape of two (the second unused).
+#[inline(always)]
+fn pad<F: Float>(one: [(F, F); 1]) -> [(F, F); 2] {
+    [one[0], (F::zero(), F::zero())]
+}
+
+/// [`sweep`], with or without the products along `d`.
+#[inline(always)]
+fn sweep2<F: Float, const R: usize, const P: usize>(
+    line: bool,
+    next: [&[F]; R],
+    w: &[F],
+    d: &[F],
+    out: &mut [f64],
+    prev: [(&[F], f64); P],
+) -> [(F, F); R] {
+    if line {
+        sweep::<F, R, P, true>(next, w, d, out, prev)
+    } else {
+        sweep::<F, R, P, false>(next, w, d, out, prev)
+    }
+}
+
+/// One sweep over `R` new rows and `P` previous rows with their coefficients: returns `(row·w,
+/// row·d)` of each new row (`row·d` only if `LINE`), each bit for bit as [`dot`] computes it,
+/// and adds `c · row` of each previous row to `out`, in the order of `prev`, element by element
+/// in a register.
+#[inline(always)]
+fn sweep<F: Float, const R: usize, const P: usize, const LINE: bool>(
+    next: [&[F]; R],
+    w: &[F],
+    d: &[F],
+    out: &mut [f64],
+    prev: [(&[F], f64); P],
+) -> [(F, F); R] {
+    let n = out.len();
+    let split = n - n % LANES;
+    let mut acc_w = [[F::zero(); LANES]; R];
+    let mut acc_d = [[F::zero(); LANES]; R];
+    let mut j = 0;
+    while j < split {
+        let (y, e) = (&w[j..j + LANES], &d[j..j + LANES]);
+        for r in 0..R {
+            let x = &next[r][j..j + LANES];
+            for k in 0..LANES {
+                acc_w[r][k] += x[k] * y[k];
+            }
+            if LINE {
+                for k in 0..LANES {
+                    acc_d[r][k] += x[k] * e[k];
+                }
+            }
+        }
+        if P > 0 {
+            let o = &mut out[j..j + LANES];
+            let mut v = [0.0; LANES];
+            v.copy_from_slice(o);
+            for (q, c) in prev {
+                let q = &q[j..j + LANES];
+                for k in 0..LANES {
+                    v[k] += c * q[k].as_f64();
+                }
+            }
+            o.copy_from_slice(&v);
+        }
+        j += LANES;
+    }
+    for (q, c) in prev {
+        for (o, &v) in out[split..].iter_mut().zip(&q[split..n]) {
+            *o += c * v.as_f64();
+        }
+    }
+    let tail = |x: &[F], v: &[F]| {
+        x[split..n]
+            .iter()
+            .zip(&v[split..n])
+            .fold(F::zero(), |s, (&a, &b)| s + a * b)
+    };
+    let mut products = [(F::zero(), F::zero()); R];
+    for r in 0..R {
+        let z = sum_lanes(acc_w[r]) + tail(next[r], w);
+        let s = if LINE {
+            sum_lanes(acc_d[r]) + tail(next[r], d)
+        } else {
+            F::zero()
+        };
+        products[r] = (z, s);
+    }
+    products
 }
 
 /// `x_i·w` and `x_i·d` (each as [`dot`] computes it) of the rows `chunk` of the row-major
@@ -199,6 +227,45 @@ pub(crate) fn add_row<F: Float>(out: &mut [f64], row: &[F], c: f64) {
 mod tests {
     use super::*;
 
+    /// The dense statistics sweep gives the bits of the plain sequence: `dot` of each row, its
+    /// coefficient, then `add_row` of each row in order.
+    #[test]
+    fn dense_rows_is_the_plain_sequence_bit_for_bit() {
+        for (n, rows) in [(0, 3), (1, 1), (7, 2), (8, 5), (19, 6), (64, 7)] {
+            let x: Vec<f64> = (0..n * 9)
+                .map(|j| ((j * 37 % 101) as f64 - 50.0) / 7.0)
+                .collect();
+            let w: Vec<f64> = (0..n).map(|j| (j as f64 * 0.3).sin()).collect();
+            let d: Vec<f64> = (0..n).map(|j| (j as f64 * 0.7).cos()).collect();
+            let chunk: Vec<usize> = [4, 0, 8, 3, 3, 7, 1].into_iter().take(rows).collect();
+            let coefficient = |i: usize, z: f64| z * 0.5 + i as f64;
+            let row = |i: usize| &x[i * n..(i + 1) * n];
+            let mut plain = vec![0.25; n];
+            let mut plain_line = Vec::new();
+            for &i in &chunk {
+                let z = dot(row(i), &w);
+                plain_line.extend([z, dot(row(i), &d)]);
+                add_row(&mut plain, row(i), coefficient(i, z));
+            }
+            for with_line in [false, true] {
+                let mut sum = vec![0.25; n];
+                let mut line = vec![0.0; 2 * chunk.len()];
+                let mut seen = Vec::new();
+                let out = with_line.then_some((&d[..], &mut line[..]));
+                dense_rows(&x, &w, &chunk, &mut sum, out, |i, z| {
+                    seen.push(i);
+                    coefficient(i, z)
+                });
+                assert_eq!(seen, chunk, "coefficients asked in row order");
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&sum), bits(&plain), "n = {n}, {rows} rows");
+                if with_line {
+                    assert_eq!(bits(&line), bits(&plain_line), "n = {n}, {rows} rows: line");
+                }
+            }
+        }
+    }
+
     #[test]
     fn kernels_agree_with_plain_loops() {
         for n in [0, 1, 7, 8, 9, 31, 100] {
@@ -211,14 +278,6 @@ mod tests {
             );
             let mut out = vec![1.0; n];
             add_row(&mut out, &b, 6.0);
-            let mut fused = out.clone();
-            assert_eq!(
-                dot_and_add(&b, &a, &mut fused, &a, 2.0).to_bits(),
-                dot(&b, &a).to_bits()
-            );
-            for j in 0..n {
-                assert!((fused[j] - out[j] - 2.0 * a[j]).abs() < 1e-12);
-            }
             for j in 0..n {
                 let expected = 1.0 + 6.0 * b[j];
                 assert!((out[j] - expected).abs() < 1e-12, "n = {n}, j = {j}");
