@@ -54,8 +54,9 @@ pub fn random_batch(n: usize, k: usize, seed: u64) -> Vec<usize> {
 const READ_LANES: usize = 16;
 
 /// The pure read pass, the yardstick of every statistics pass: the sum of every stored value of
-/// the selected rows, reduced into 16 independent partial sums (nothing is written back per
-/// row), so that its speed is that of reading the rows from memory.
+/// the selected rows (and, for sparse rows, of their column indices), reduced into 16
+/// independent partial sums (nothing is written back per row), so that its speed is that of
+/// reading the rows from memory.
 pub fn read_pass<F: Float>(features: &Features<F>, batch: &[usize]) -> F {
     let mut acc = [F::zero(); READ_LANES];
     let mut add = |values: &[F]| {
@@ -81,9 +82,23 @@ pub fn read_pass<F: Float>(features: &Features<F>, batch: &[usize]) -> F {
             }
         }
         Features::Sparse(m) => {
+            // A sparse row is its column indices and its values: both are read.
+            let mut index_sum = [0usize; READ_LANES];
             for &i in batch {
-                add(m.row(i).1);
+                let (cols, values) = m.row(i);
+                let chunks = cols.chunks_exact(READ_LANES);
+                let tail = chunks.remainder();
+                for c in chunks {
+                    for k in 0..READ_LANES {
+                        index_sum[k] = index_sum[k].wrapping_add(c[k]);
+                    }
+                }
+                for (k, &c) in tail.iter().enumerate() {
+                    index_sum[k] = index_sum[k].wrapping_add(c);
+                }
+                add(values);
             }
+            std::hint::black_box(index_sum);
         }
     }
     acc.iter().fold(F::zero(), |s, &a| s + a)
