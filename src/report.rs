@@ -95,11 +95,14 @@ pub struct Report<F> {
     /// Per-sample gradient evaluations (batch draws, growth, and any a step rule needed).
     pub grad_evals: u64,
     /// Per-sample loss evaluations (line-search trials, batch losses a model did not return
-    /// with its gradients, and the final loss). They are not part of the epoch budget.
+    /// with its gradients, and the final loss). They are not part of the epoch budget. A trial
+    /// evaluated along a prepared line ([`Objective::prepare_line`](crate::Objective::prepare_line))
+    /// counts its losses like any other, though it reads no data.
     pub loss_evals: u64,
     /// Epochs used: `grad_evals / N`, never more than the budget `max_epochs`.
     pub epochs: f64,
-    /// Passes over the data, gradients and losses alike: `(grad_evals + loss_evals) / N`.
+    /// Evaluations in units of the data set, gradients and losses alike:
+    /// `(grad_evals + loss_evals) / N` (an upper bound on the passes that read the data).
     pub data_passes: f64,
     /// The batch size at the end.
     pub batch_size: usize,
