@@ -85,6 +85,38 @@ pub trait Objective<F: Float = f64> {
     ///
     /// A linear model stores `x_i·w` and `x_i·d` of each sample (one read of each row): the loss
     /// at every trial step then costs no further read of the data.
+    ///
+    /// # Example
+    /// The one-parameter model `f_i(w) = (w − a_i)²/2`: along `w + αd` the residual of sample
+    /// `i` is `(w − a_i) + α d`, two numbers per sample.
+    /// ```
+    /// use bigbatch::Objective;
+    /// use ndarray::{ArrayRef1, array};
+    ///
+    /// struct Mean(Vec<f64>);
+    /// impl Objective for Mean {
+    ///     fn n_samples(&self) -> usize { self.0.len() }
+    ///     fn dim(&self) -> usize { 1 }
+    ///     fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 { 0.5 * (w[0] - self.0[i]).powi(2) }
+    ///     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) { g[0] = w[0] - self.0[i]; }
+    ///     fn prepare_line(&self, w: &ArrayRef1<f64>, d: &ArrayRef1<f64>, batch: &[usize], line: &mut Vec<f64>) -> bool {
+    ///         line.clear();
+    ///         line.extend(batch.iter().flat_map(|&i| [w[0] - self.0[i], d[0]]));
+    ///         true
+    ///     }
+    ///     fn line_loss(&self, line: &[f64], batch: &[usize], alpha: f64, _: &ArrayRef1<f64>) -> f64 {
+    ///         let sum: f64 = line.chunks(2).map(|r| 0.5 * (r[0] + alpha * r[1]).powi(2)).sum();
+    ///         sum / batch.len() as f64
+    ///     }
+    /// }
+    ///
+    /// let data = Mean(vec![1.0, 2.0, 6.0]);
+    /// let (w, d, batch) = (array![0.0], array![1.0], [0, 2]);
+    /// let mut line = Vec::new();
+    /// assert!(data.prepare_line(&w, &d, &batch, &mut line));
+    /// let along = data.line_loss(&line, &batch, 0.5, &array![0.5]);
+    /// assert!((along - data.batch_loss(&array![0.5], &batch)).abs() < 1e-15);
+    /// ```
     fn prepare_line(
         &self,
         w: &ArrayRef1<F>,
