@@ -213,6 +213,38 @@ pub(crate) fn dense_line<F: Float>(x: &[F], w: &[F], d: &[F], chunk: &[usize], o
     }
 }
 
+/// The dense half of a multi-class model's statistics pass (weights `w` in `classes` blocks of
+/// the row length): for each row of `chunk`, its products with every block (each as [`dot`]
+/// computes it) in `z`, then `residual(i, z)` overwrites `z` with the coefficients, and
+/// `sum`'s blocks get `c_k · row` added (as [`add_row`] adds it), the row still in cache.
+/// Dispatched as [`dense_rows`] is, with the same bits on every CPU.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma+avx",
+    "x86_64+avx2+fma+avx",
+    "x86_64+avx"
+))]
+pub(crate) fn dense_class_rows<F: Float>(
+    x: &[F],
+    w: &[F],
+    chunk: &[usize],
+    sum: &mut [f64],
+    z: &mut [F],
+    mut residual: impl FnMut(usize, &mut [F]),
+) {
+    let classes = z.len();
+    let d = w.len() / classes.max(1);
+    for &i in chunk {
+        let row = &x[i * d..(i + 1) * d];
+        for (k, zk) in z.iter_mut().enumerate() {
+            *zk = dot(row, &w[k * d..(k + 1) * d]);
+        }
+        residual(i, z);
+        for (k, &c) in z.iter().enumerate() {
+            add_row(&mut sum[k * d..(k + 1) * d], row, c.as_f64());
+        }
+    }
+}
+
 /// `out += c r`, accumulated in `f64`.
 #[inline(always)]
 pub(crate) fn add_row<F: Float>(out: &mut [f64], row: &[F], c: f64) {

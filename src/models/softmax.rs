@@ -6,6 +6,7 @@ use super::{batch_mean_loss, chunk_loss, class_labels, merge_chunk, ridge_penalt
 use crate::data::{Dataset, Features};
 use crate::error::{Result, check};
 use crate::float::Float;
+use crate::kernels::dense_class_rows;
 use crate::objective::Objective;
 use crate::parallel::{accumulate_chunks, fill_chunks, sum_ranges};
 use crate::stats::GradStats;
@@ -221,10 +222,23 @@ impl<F: Float> Objective<F> for Softmax<F> {
     /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         let d = self.n_features();
+        let dense = match (&self.features, w.as_slice()) {
+            (Features::Dense(m), Some(w)) => m.as_slice().map(|x| (x, w)),
+            _ => None,
+        };
         accumulate_chunks(batch, stats, |chunk, part| {
             let mut sum = Array1::<f64>::zeros(w.len());
             let mut z = vec![F::zero(); self.n_classes];
             let (mut sq, mut loss) = (0.0, 0.0);
+            if let (Some((x, ws)), Some(s)) = (dense, sum.as_slice_mut()) {
+                dense_class_rows(x, ws, chunk, s, &mut z, |i, z| {
+                    let (value, norm) = Self::residual(z, self.labels[i]);
+                    sq += norm * self.row_norms_sq[i];
+                    loss += value.as_f64();
+                });
+                merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
+                return;
+            }
             for &i in chunk {
                 self.logits(w, i, &mut z);
                 let (value, norm) = Self::residual(&mut z, self.labels[i]);
