@@ -6,7 +6,7 @@ use multiversion::multiversion;
 use crate::float::Float;
 
 /// Lanes of partial sums in [`dot`].
-pub(crate) const LANES: usize = 8;
+const LANES: usize = 8;
 
 /// `((a₀ + a₄) + (a₁ + a₅)) + ((a₂ + a₆) + (a₃ + a₇))`, the fixed order in which the partial
 /// sums of a product are added.

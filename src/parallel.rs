@@ -34,30 +34,14 @@ fn join<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + 
 /// Splits `items` into the two halves of a tree node: the first `⌊chunks/2⌋` chunks, and the
 /// rest. `None` for a single chunk (a leaf).
 fn halves<T>(items: &[T]) -> Option<(&[T], &[T])> {
-    let chunks = items.len().div_ceil(CHUNK);
-    (chunks > 1).then(|| items.split_at(chunks / 2 * CHUNK))
+    split_point(items.len()).map(|mid| items.split_at(mid))
 }
 
-fn tree_stats<F, C>(batch: &[usize], dim: usize, chunk_stats: &C) -> GradStats<F>
-where
-    F: Float,
-    C: Fn(&[usize], &mut GradStats<F>) + Sync,
-{
-    match halves(batch) {
-        None => {
-            let mut stats = GradStats::new(dim);
-            chunk_stats(batch, &mut stats);
-            stats
-        }
-        Some((left, right)) => {
-            let (mut a, b) = join(
-                || tree_stats(left, dim, chunk_stats),
-                || tree_stats(right, dim, chunk_stats),
-            );
-            a.merge(&b);
-            a
-        }
-    }
+/// Where a tree node of `len` items splits: after the first `⌊chunks/2⌋` chunks; `None` for a
+/// single chunk (a leaf).
+fn split_point(len: usize) -> Option<usize> {
+    let chunks = len.div_ceil(CHUNK);
+    (chunks > 1).then_some(chunks / 2 * CHUNK)
 }
 
 /// Adds the statistics of the samples in `batch` to `stats`: `chunk_stats(chunk, empty)` fills
@@ -99,11 +83,9 @@ where
     F: Float,
     C: Fn(&[usize], &mut GradStats<F>) + Sync,
 {
-    if batch.is_empty() {
-        return;
-    }
-    let part = tree_stats(batch, stats.dim(), &chunk_stats);
-    stats.merge(&part);
+    accumulate_chunks_filling(batch, stats, &mut [], 0, |chunk, part, _: &mut [()]| {
+        chunk_stats(chunk, part)
+    });
 }
 
 /// `Σ range_sum(range)` over the chunks of the positions `0..len`, cut and added along the same
@@ -114,13 +96,14 @@ where
     C: Fn(std::ops::Range<usize>) -> f64 + Sync,
 {
     fn tree<C: Fn(std::ops::Range<usize>) -> f64 + Sync>(r: std::ops::Range<usize>, f: &C) -> f64 {
-        let chunks = r.len().div_ceil(CHUNK);
-        if chunks <= 1 {
-            return f(r);
+        match split_point(r.len()) {
+            None => f(r),
+            Some(half) => {
+                let mid = r.start + half;
+                let (a, b) = join(|| tree(r.start..mid, f), || tree(mid..r.end, f));
+                a + b
+            }
         }
-        let mid = r.start + chunks / 2 * CHUNK;
-        let (a, b) = join(|| tree(r.start..mid, f), || tree(mid..r.end, f));
-        a + b
     }
     if len == 0 {
         return 0.0;
@@ -214,19 +197,7 @@ where
     T: Sync,
     C: Fn(&[T]) -> f64 + Sync,
 {
-    fn tree<T: Sync, C: Fn(&[T]) -> f64 + Sync>(items: &[T], f: &C) -> f64 {
-        match halves(items) {
-            None => f(items),
-            Some((left, right)) => {
-                let (a, b) = join(|| tree(left, f), || tree(right, f));
-                a + b
-            }
-        }
-    }
-    if items.is_empty() {
-        return 0.0;
-    }
-    tree(items, &chunk_sum)
+    sum_ranges(items.len(), |r| chunk_sum(&items[r]))
 }
 
 /// A pool of threads for batch evaluation (feature `rayon`): computations run inside

@@ -1,14 +1,14 @@
 //! Linear models `f_i(w) = φ(x_i·w, y_i) + (λ/2)‖w‖²`.
 
-use ndarray::{Array1, ArrayRef1, Zip};
+use ndarray::{Array1, ArrayRef1, ArrayView1, Zip};
 
-use super::{batch_mean_loss, check_not_empty, chunk_loss, merge_chunk, ridge_penalty};
+use super::{batch_mean_loss, check_not_empty, mean_loss_by_position, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::kernels::{dense_line, dense_rows};
 use crate::objective::Objective;
-use crate::parallel::{accumulate_chunks, accumulate_chunks_filling, fill_chunks, sum_ranges};
+use crate::parallel::{accumulate_chunks, accumulate_chunks_filling, fill_chunks};
 use crate::stats::GradStats;
 
 /// The loss `φ(z, y)` of a linear model as a function of the prediction `z = x·w`.
@@ -308,30 +308,41 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
         w: &ArrayRef1<F>,
         chunk: &[usize],
         part: &mut GradStats<F>,
-        line: Option<(&ArrayRef1<F>, &mut [F])>,
+        line: Option<(&[F], &mut [F])>,
     ) {
         let mut sum = Array1::<f64>::zeros(w.len());
-        let dense = match (&self.features, w.as_slice(), sum.as_slice_mut()) {
-            (Features::Dense(m), Some(ws), Some(s)) => m.as_slice().map(|x| (x, ws, s)),
-            _ => None,
-        };
-        let (sq, loss) = match (dense, line) {
-            (Some((x, ws, s)), None) => self.dense_chunk(x, ws, chunk, s, None),
-            (Some((x, ws, s)), Some((d, out))) if d.as_slice().is_some() => {
-                let ds = d.as_slice().unwrap_or_default();
-                self.dense_chunk(x, ws, chunk, s, Some((ds, out)))
-            }
-            (_, line) => {
+        let dense = self.dense_matrix().zip(w.as_slice());
+        let (sq, loss) = match (dense, sum.as_slice_mut()) {
+            (Some((x, ws)), Some(s)) => self.dense_chunk(x, ws, chunk, s, line),
+            _ => {
                 if let Some((d, out)) = line {
-                    for (&i, pair) in chunk.iter().zip(out.chunks_exact_mut(2)) {
-                        pair[0] = self.features.row_dot(i, w);
-                        pair[1] = self.features.row_dot(i, d);
-                    }
+                    self.chunk_line(w, &ArrayView1::from(d), chunk, out);
                 }
                 self.any_chunk(w, chunk, &mut sum)
             }
         };
         merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
+    }
+
+    /// `x_i·w` and `x_i·d` of the rows `chunk`, in pairs, in `out`.
+    fn chunk_line(&self, w: &ArrayRef1<F>, d: &ArrayRef1<F>, chunk: &[usize], out: &mut [F]) {
+        match (self.dense_matrix(), w.as_slice(), d.as_slice()) {
+            (Some(x), Some(ws), Some(ds)) => dense_line(x, ws, ds, chunk, out),
+            _ => {
+                for (&i, pair) in chunk.iter().zip(out.chunks_exact_mut(2)) {
+                    pair[0] = self.features.row_dot(i, w);
+                    pair[1] = self.features.row_dot(i, d);
+                }
+            }
+        }
+    }
+
+    /// The dense rows, one after the other, when they are stored so.
+    fn dense_matrix(&self) -> Option<&[F]> {
+        match &self.features {
+            Features::Dense(m) => m.as_slice(),
+            Features::Sparse(_) => None,
+        }
     }
 
     /// The data-loss sum `Σ φ(x_i·w, y_i)` of the rows `chunk`.
@@ -395,24 +406,9 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
     ) -> bool {
         line.clear();
         line.resize(2 * batch.len(), F::zero());
-        let dense = match (&self.features, w.as_slice(), d.as_slice()) {
-            (Features::Dense(m), Some(w), Some(d)) => m.as_slice().map(|x| (x, w, d)),
-            _ => None,
-        };
-        fill_chunks(
-            batch,
-            line,
-            2,
-            &|chunk: &[usize], part: &mut [F]| match dense {
-                Some((x, w, d)) => dense_line(x, w, d, chunk, part),
-                None => {
-                    for (&i, pair) in chunk.iter().zip(part.chunks_exact_mut(2)) {
-                        pair[0] = self.features.row_dot(i, w);
-                        pair[1] = self.features.row_dot(i, d);
-                    }
-                }
-            },
-        );
+        fill_chunks(batch, line, 2, &|chunk: &[usize], part: &mut [F]| {
+            self.chunk_line(w, d, chunk, part)
+        });
         true
     }
 
@@ -420,12 +416,8 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
     /// `s_i = x_i·d`, summed along the same tree as [`batch_loss`](Self::batch_loss): at
     /// `alpha = 0` the very number `batch_loss(w)` gives.
     fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
-        if batch.is_empty() {
-            return F::zero();
-        }
-        let lambda = self.lambda.as_f64();
-        let sum = sum_ranges(batch.len(), |r| {
-            let data: f64 = batch[r.clone()]
+        mean_loss_by_position(batch.len(), point, self.lambda, |r| {
+            batch[r.clone()]
                 .iter()
                 .zip(line[2 * r.start..2 * r.end].chunks_exact(2))
                 .map(|(&i, zs)| {
@@ -433,10 +425,8 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
                         .value(zs[0] + alpha * zs[1], self.targets[i])
                         .as_f64()
                 })
-                .sum();
-            chunk_loss(data, r.len(), point, lambda)
-        });
-        F::from_f64(sum / batch.len() as f64)
+                .sum()
+        })
     }
 
     /// One read of each row: `z_i = x_i·w`, then `Σ φ'_i x_i`, `Σ φ'_i²‖x_i‖²` and `Σ φ_i` per
@@ -457,6 +447,14 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
         stats: &mut GradStats<F>,
         line: &mut Vec<F>,
     ) -> bool {
+        let contiguous;
+        let d = match d.as_slice() {
+            Some(d) => d,
+            None => {
+                contiguous = d.to_vec();
+                &contiguous
+            }
+        };
         line.clear();
         line.resize(2 * batch.len(), F::zero());
         accumulate_chunks_filling(batch, stats, line, 2, |chunk, part, out| {

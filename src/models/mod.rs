@@ -139,12 +139,24 @@ pub(crate) fn batch_mean_loss<F: Float>(
     lambda: F,
     chunk_data_loss: impl Fn(&[usize]) -> f64 + Sync,
 ) -> F {
-    if batch.is_empty() {
+    mean_loss_by_position(batch.len(), w, lambda, |r| chunk_data_loss(&batch[r]))
+}
+
+/// As [`batch_mean_loss`], with each chunk given by its positions `range` in a batch of `n`
+/// samples (for losses computed from values stored per position, as along a line).
+pub(crate) fn mean_loss_by_position<F: Float>(
+    n: usize,
+    w: &ArrayRef1<F>,
+    lambda: F,
+    chunk_data_loss: impl Fn(std::ops::Range<usize>) -> f64 + Sync,
+) -> F {
+    if n == 0 {
         return F::zero();
     }
     let lambda = lambda.as_f64();
-    let sum = crate::parallel::sum_chunks(batch, |chunk| {
-        chunk_loss(chunk_data_loss(chunk), chunk.len(), w, lambda)
+    let sum = crate::parallel::sum_ranges(n, |r| {
+        let count = r.len();
+        chunk_loss(chunk_data_loss(r), count, w, lambda)
     });
-    F::from_f64(sum / batch.len() as f64)
+    F::from_f64(sum / n as f64)
 }

@@ -2,13 +2,13 @@
 
 use ndarray::{Array1, ArrayRef1, Zip, s};
 
-use super::{batch_mean_loss, chunk_loss, class_labels, merge_chunk, ridge_penalty};
+use super::{batch_mean_loss, class_labels, mean_loss_by_position, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Result, check};
 use crate::float::Float;
 use crate::kernels::dense_class_rows;
 use crate::objective::Objective;
-use crate::parallel::{accumulate_chunks, fill_chunks, sum_ranges};
+use crate::parallel::{accumulate_chunks, fill_chunks};
 use crate::stats::GradStats;
 
 /// Softmax (multinomial logistic) regression with K classes and one weight vector per class
@@ -194,15 +194,11 @@ impl<F: Float> Objective<F> for Softmax<F> {
     /// The mean loss at the logits `z + α s`, summed along the same tree as
     /// [`batch_loss`](Self::batch_loss): at `alpha = 0` the very number `batch_loss(w)` gives.
     fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
-        if batch.is_empty() {
-            return F::zero();
-        }
         let k = self.n_classes;
-        let lambda = self.lambda.as_f64();
-        let sum = sum_ranges(batch.len(), |r| {
+        mean_loss_by_position(batch.len(), point, self.lambda, |r| {
             let mut z = vec![F::zero(); k];
             let values = &line[2 * k * r.start..2 * k * r.end];
-            let data: f64 = batch[r.clone()]
+            batch[r]
                 .iter()
                 .zip(values.chunks_exact(2 * k))
                 .map(|(&i, v)| {
@@ -211,10 +207,8 @@ impl<F: Float> Objective<F> for Softmax<F> {
                     }
                     Self::residual(&mut z, self.labels[i]).0.as_f64()
                 })
-                .sum();
-            chunk_loss(data, r.len(), point, lambda)
-        });
-        F::from_f64(sum / batch.len() as f64)
+                .sum()
+        })
     }
 
     /// One pass over the rows per chunk: logits, the residual `c = p − e_y`, then
@@ -230,27 +224,26 @@ impl<F: Float> Objective<F> for Softmax<F> {
             let mut sum = Array1::<f64>::zeros(w.len());
             let mut z = vec![F::zero(); self.n_classes];
             let (mut sq, mut loss) = (0.0, 0.0);
-            if let (Some((x, ws)), Some(s)) = (dense, sum.as_slice_mut()) {
-                dense_class_rows(x, ws, chunk, s, &mut z, |i, z| {
-                    let (value, norm) = Self::residual(z, self.labels[i]);
-                    sq += norm * self.row_norms_sq[i];
-                    loss += value.as_f64();
-                });
-                merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
-                return;
-            }
-            for &i in chunk {
-                self.logits(w, i, &mut z);
-                let (value, norm) = Self::residual(&mut z, self.labels[i]);
-                for (k, &c) in z.iter().enumerate() {
-                    self.features.add_row_to_wide(
-                        i,
-                        c.as_f64(),
-                        &mut sum.slice_mut(s![k * d..(k + 1) * d]),
-                    );
-                }
+            let mut add = |i: usize, z: &mut [F]| {
+                let (value, norm) = Self::residual(z, self.labels[i]);
                 sq += norm * self.row_norms_sq[i];
                 loss += value.as_f64();
+            };
+            match (dense, sum.as_slice_mut()) {
+                (Some((x, ws)), Some(s)) => dense_class_rows(x, ws, chunk, s, &mut z, add),
+                _ => {
+                    for &i in chunk {
+                        self.logits(w, i, &mut z);
+                        add(i, &mut z);
+                        for (k, &c) in z.iter().enumerate() {
+                            self.features.add_row_to_wide(
+                                i,
+                                c.as_f64(),
+                                &mut sum.slice_mut(s![k * d..(k + 1) * d]),
+                            );
+                        }
+                    }
+                }
             }
             merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
         });

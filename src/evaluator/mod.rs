@@ -1,0 +1,334 @@
+//! Where a run evaluates its objective: every per-sample evaluation is counted here, the
+//! budget is kept here, and the statistics of the batch are held here together with the point
+//! they belong to.
+
+use ndarray::{Array1, Zip};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::stats::GradStats;
+
+mod line;
+use line::Line;
+
+/// The batch statistics of a run and the evaluations that produced them.
+///
+/// It holds the statistics of the current batch at the current iterate, and (within an
+/// iteration) the statistics of the previous batch at the current iterate and of the batch at
+/// one trial point. The trial's statistics are keyed by the point itself: when the driver
+/// moves to a new iterate, it [`adopts`](Self::adopt) them only if that iterate is the trial
+/// point, bit for bit, so reusing them is correct by construction.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(bound(
+        serialize = "F: serde::Serialize",
+        deserialize = "F: serde::Deserialize<'de>"
+    ))
+)]
+pub(crate) struct Evaluator<F> {
+    grad_evals: u64,
+    loss_evals: u64,
+    /// The batch's statistics at the current iterate: after a batch is drawn, after a step onto
+    /// a trial point whose statistics were computed, and after a step that left the iterate
+    /// unchanged. A persistent batch then evaluates only the samples it does not have yet.
+    stats: GradStats<F>,
+    stats_valid: bool,
+    /// The loss at the current iterate of a batch of this many samples, when a line search
+    /// computed it there: the step landed on its trial point.
+    #[cfg_attr(feature = "serde", serde(default))]
+    loss_at_w: Option<(usize, F)>,
+    /// Work space of one iteration, rebuilt by [`prepare`](Self::prepare).
+    #[cfg_attr(feature = "serde", serde(skip))]
+    scratch: Scratch<F>,
+}
+
+/// What the evaluator needs only within one iteration.
+#[derive(Debug, Clone)]
+struct Scratch<F> {
+    /// The budget of per-sample gradient evaluations.
+    grad_limit: u64,
+    /// Whether statistics at a trial point may be computed for the next iteration to start
+    /// from (persistent batches whose statistics carry losses).
+    keep_trials: bool,
+    /// The statistics of the previous iteration's batch at the current iterate.
+    previous: GradStats<F>,
+    previous_valid: bool,
+    /// The last trial point, and the batch statistics there when `trial_valid`.
+    trial_point: Array1<F>,
+    trial_stats: GradStats<F>,
+    trial_valid: bool,
+    /// The batch loss at the trial point and the batch's size, if computed.
+    trial_loss: Option<(usize, F)>,
+    /// The line the trial points lie on.
+    line: Line<F>,
+}
+
+impl<F: Float> Scratch<F> {
+    fn new(dim: usize) -> Self {
+        Scratch {
+            previous: GradStats::new(dim),
+            trial_point: Array1::zeros(dim),
+            trial_stats: GradStats::new(dim),
+            line: Line::new(dim),
+            ..Scratch::default()
+        }
+    }
+}
+
+impl<F> Default for Scratch<F> {
+    fn default() -> Self {
+        Scratch {
+            grad_limit: u64::MAX,
+            keep_trials: false,
+            previous: GradStats::default(),
+            previous_valid: false,
+            trial_point: Array1::from_vec(Vec::new()),
+            trial_stats: GradStats::default(),
+            trial_valid: false,
+            trial_loss: None,
+            line: Line::default(),
+        }
+    }
+}
+
+impl<F: Float> Evaluator<F> {
+    pub(crate) fn new(dim: usize) -> Self {
+        Evaluator {
+            grad_evals: 0,
+            loss_evals: 0,
+            stats: GradStats::new(dim),
+            stats_valid: false,
+            loss_at_w: None,
+            scratch: Scratch::new(dim),
+        }
+    }
+
+    /// Starts an iteration: sizes the work space (after a checkpoint is loaded) and sets the
+    /// budget; what an earlier iteration left in it is forgotten.
+    pub(crate) fn prepare(&mut self, grad_limit: u64) {
+        let dim = self.stats.dim();
+        if self.scratch.trial_point.len() != dim {
+            self.scratch = Scratch::new(dim);
+        }
+        self.scratch.grad_limit = grad_limit;
+        self.scratch.keep_trials = false;
+        self.scratch.previous_valid = false;
+        self.scratch.trial_valid = false;
+        self.scratch.trial_loss = None;
+        self.scratch.line.forget();
+    }
+
+    pub(crate) fn grad_evals(&self) -> u64 {
+        self.grad_evals
+    }
+    pub(crate) fn loss_evals(&self) -> u64 {
+        self.loss_evals
+    }
+    /// Per-sample gradient evaluations the budget still allows.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.scratch.grad_limit.saturating_sub(self.grad_evals)
+    }
+    pub(crate) fn stats(&self) -> &GradStats<F> {
+        &self.stats
+    }
+    /// The loss at the current iterate of a batch of `n` samples, if a line search computed it
+    /// there (for the bundled models, the number [`Objective::batch_loss`] gives for that batch).
+    pub(crate) fn loss_at_w(&self, n: usize) -> Option<F> {
+        self.loss_at_w
+            .filter(|&(m, _)| m == n)
+            .map(|(_, loss)| loss)
+    }
+    /// The batch statistics at the current iterate, if they are known.
+    pub(crate) fn valid_stats(&self) -> Option<&GradStats<F>> {
+        self.stats_valid.then_some(&self.stats)
+    }
+    /// The statistics of the previous iteration's batch at the current iterate: those kept
+    /// when the batch grew, otherwise the batch's own (it did not grow).
+    pub(crate) fn previous(&self) -> &GradStats<F> {
+        if self.scratch.previous_valid {
+            &self.scratch.previous
+        } else {
+            &self.stats
+        }
+    }
+
+    /// Forgets the batch statistics: a fresh batch is about to be drawn.
+    pub(crate) fn clear(&mut self) {
+        self.stats.reset();
+        self.stats_valid = false;
+    }
+
+    /// Keeps the batch statistics as those of the previous batch, before the batch grows
+    /// (once per iteration).
+    pub(crate) fn keep_previous(&mut self) {
+        if !self.scratch.previous_valid {
+            self.scratch.previous.clone_from(&self.stats);
+            self.scratch.previous_valid = true;
+        }
+    }
+
+    /// Adds the samples `new` at `w` to the batch statistics, counting them, and checks that
+    /// the objective added exactly those samples.
+    pub(crate) fn add<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        w: &Array1<F>,
+        new: &[usize],
+    ) -> Result<()> {
+        let before = self.stats.count();
+        objective.batch_gradient(w, new, &mut self.stats);
+        self.grad_evals += new.len() as u64;
+        if self.stats.count() != before + new.len() {
+            return Err(Error::DimensionMismatch {
+                what: "samples added by Objective::batch_gradient",
+                expected: before + new.len(),
+                got: self.stats.count(),
+            });
+        }
+        self.stats_valid = true;
+        Ok(())
+    }
+
+    /// Checks that the batch statistics are finite.
+    pub(crate) fn check(&self, iteration: usize) -> Result<()> {
+        check_stats(&self.stats, iteration)
+    }
+
+    /// The loss of `batch` at `point`, counting `|batch|` loss evaluations.
+    pub(crate) fn loss<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        point: &ndarray::ArrayRef1<F>,
+        batch: &[usize],
+    ) -> F {
+        self.loss_evals += batch.len() as u64;
+        objective.batch_loss(point, batch)
+    }
+
+    /// Replaces `stats` by the statistics of `batch` at `point` and returns true, counting
+    /// `|batch|` gradient evaluations; false, evaluating nothing, if the budget cannot pay.
+    pub(crate) fn stats_into<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        point: &ndarray::ArrayRef1<F>,
+        batch: &[usize],
+        stats: &mut GradStats<F>,
+    ) -> bool {
+        if batch.len() as u64 > self.remaining() {
+            return false;
+        }
+        stats.reset();
+        self.grad_evals += batch.len() as u64;
+        objective.batch_gradient(point, batch, stats);
+        true
+    }
+
+    /// Allows statistics at trial points to be kept for the next iteration (persistent
+    /// batches whose statistics carry losses).
+    pub(crate) fn keep_trials(&mut self, on: bool) {
+        self.scratch.keep_trials = on;
+    }
+
+    /// Writes the trial point `w + alpha·d`; what was known at the previous trial point is
+    /// forgotten, and what was prepared for the losses along the line is kept if the line is
+    /// the same.
+    pub(crate) fn set_trial(&mut self, w: &Array1<F>, d: &Array1<F>, alpha: F) {
+        let s = &mut self.scratch;
+        s.trial_valid = false;
+        s.trial_loss = None;
+        Zip::from(&mut s.trial_point)
+            .and(w)
+            .and(d)
+            .for_each(|t, &w, &d| *t = w + alpha * d);
+        s.line.aim(w, d, alpha);
+    }
+
+    /// Whether the last trial point equals `w` bit for bit.
+    pub(crate) fn trial_is(&self, w: &Array1<F>) -> bool {
+        same_bits(&self.scratch.trial_point, w)
+    }
+
+    /// The batch loss at the last trial point, counting `|batch|` loss evaluations: from the
+    /// losses along the line when the objective prepares them (the first trial on a line
+    /// prepares it, with one read of the batch; the others read no data), otherwise from
+    /// [`Objective::batch_loss`].
+    pub(crate) fn trial_loss<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        batch: &[usize],
+    ) -> F {
+        self.loss_evals += batch.len() as u64;
+        let s = &mut self.scratch;
+        let loss = s.line.loss(objective, batch, &s.trial_point);
+        s.trial_loss = Some((batch.len(), loss));
+        loss
+    }
+
+    /// The batch loss at the last trial point, computed with the batch's full statistics there
+    /// when they can be kept and the budget pays for them (and, if it is the first evaluation
+    /// on this line, with the values along the line: [`Objective::batch_gradient_line`]);
+    /// otherwise as [`trial_loss`](Self::trial_loss).
+    pub(crate) fn trial_stats<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        batch: &[usize],
+    ) -> F {
+        let n = batch.len();
+        if !self.scratch.keep_trials || n as u64 > self.remaining() {
+            return self.trial_loss(objective, batch);
+        }
+        let s = &mut self.scratch;
+        s.trial_stats.reset();
+        self.grad_evals += n as u64;
+        s.line
+            .stats(objective, batch, &s.trial_point, &mut s.trial_stats);
+        // A batched gradient that adds the wrong samples is not kept; the next iteration then
+        // evaluates the batch itself, and reports the mismatch.
+        s.trial_valid = s.trial_stats.count() == n;
+        match s.trial_stats.loss() {
+            Some(loss) if s.trial_valid => loss,
+            _ => self.trial_loss(objective, batch),
+        }
+    }
+
+    /// The run moved to `w`: the batch statistics are those of the trial point if `w` is that
+    /// point (bit for bit) and they were computed, and unknown otherwise.
+    pub(crate) fn adopt(&mut self, w: &Array1<F>) {
+        let s = &mut self.scratch;
+        let at_trial = same_bits(&s.trial_point, w);
+        self.stats_valid = s.trial_valid && at_trial;
+        if self.stats_valid {
+            std::mem::swap(&mut self.stats, &mut s.trial_stats);
+        }
+        self.loss_at_w = s.trial_loss.filter(|_| at_trial);
+        s.trial_valid = false;
+        s.trial_loss = None;
+    }
+}
+
+/// Whether two points are equal bit for bit.
+pub(super) fn same_bits<F: Float>(a: &Array1<F>, b: &Array1<F>) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .all(|(x, y)| x.as_f64().to_bits() == y.as_f64().to_bits())
+}
+
+/// Checks that batch statistics are finite.
+fn check_stats<F: Float>(stats: &GradStats<F>, iteration: usize) -> Result<()> {
+    if stats.mean().iter().any(|x| !x.is_finite()) {
+        return Err(Error::non_finite("gradient", iteration));
+    }
+    if !stats.sum_sq_dev().is_finite() {
+        return Err(Error::non_finite("variance", iteration));
+    }
+    if stats.loss().is_some_and(|l| !l.is_finite()) {
+        return Err(Error::non_finite("loss", iteration));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
