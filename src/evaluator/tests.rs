@@ -1,0 +1,166 @@
+//! The evaluator's bookkeeping: adoption of trial statistics, lines, counting.
+
+use super::*;
+use ndarray::{ArrayRef1, array};
+
+/// `f_i(w) = (w₀ − a_i)²/2`.
+struct Mean(Vec<f64>);
+impl Objective for Mean {
+    fn n_samples(&self) -> usize {
+        self.0.len()
+    }
+    fn dim(&self) -> usize {
+        1
+    }
+    fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
+        0.5 * (w[0] - self.0[i]).powi(2)
+    }
+    fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) {
+        g[0] = w[0] - self.0[i];
+    }
+}
+
+#[test]
+fn trial_statistics_are_adopted_only_at_their_own_point() {
+    let data = Mean(vec![1.0, 2.0, 4.0, 8.0]);
+    let batch = [0, 2, 3];
+    let (w, d) = (array![0.0], array![1.0]);
+    let mut eval = Evaluator::new(1);
+    eval.prepare(u64::MAX);
+    eval.add(&data, &w, &batch).unwrap();
+    eval.keep_trials(true);
+    // A trial with statistics at w + 0.5 d, then the move elsewhere: nothing is kept.
+    eval.set_trial(&w, &d, 0.5);
+    let loss = eval.trial_stats(&data, &batch);
+    assert_eq!(
+        loss.to_bits(),
+        data.batch_loss(&array![0.5], &batch).to_bits()
+    );
+    eval.adopt(&array![0.25]);
+    assert!(eval.valid_stats().is_none());
+    // The same trial, then the move onto it: its statistics become the batch's.
+    eval.set_trial(&w, &d, 0.5);
+    eval.trial_stats(&data, &batch);
+    eval.adopt(&array![0.5]);
+    let stats = eval.valid_stats().expect("adopted");
+    assert!((stats.mean()[0] - (0.5 - (1.0 + 4.0 + 8.0) / 3.0)).abs() < 1e-15);
+    assert_eq!(stats.count(), 3);
+    // A later loss-only trial at the same point forgets the statistics computed there.
+    eval.set_trial(&w, &d, 0.5);
+    eval.trial_stats(&data, &batch);
+    eval.set_trial(&w, &d, 0.5);
+    eval.trial_loss(&data, &batch);
+    eval.adopt(&array![0.5]);
+    assert!(eval.valid_stats().is_none());
+    // Every evaluation was counted: 3 batches of gradients at w and at the trials, ...
+    assert_eq!(eval.grad_evals(), 4 * 3);
+    // ... and one loss pass.
+    assert_eq!(eval.loss_evals(), 3);
+}
+
+/// As `Mean`, with losses along a line from `w₀ − a_i` and `d₀`, counting preparations.
+struct LineMean(Mean, std::cell::Cell<usize>);
+impl Objective for LineMean {
+    fn n_samples(&self) -> usize {
+        self.0.n_samples()
+    }
+    fn dim(&self) -> usize {
+        1
+    }
+    fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
+        self.0.sample_loss(w, i)
+    }
+    fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) {
+        self.0.sample_gradient(w, i, g)
+    }
+    fn prepare_line(
+        &self,
+        w: &ArrayRef1<f64>,
+        d: &ArrayRef1<f64>,
+        batch: &[usize],
+        line: &mut Vec<f64>,
+    ) -> bool {
+        self.1.set(self.1.get() + 1);
+        line.clear();
+        line.extend(batch.iter().flat_map(|&i| [w[0] - self.0.0[i], d[0]]));
+        true
+    }
+    fn batch_gradient_line(
+        &self,
+        w: &ArrayRef1<f64>,
+        d: &ArrayRef1<f64>,
+        batch: &[usize],
+        stats: &mut GradStats<f64>,
+        line: &mut Vec<f64>,
+    ) -> bool {
+        self.batch_gradient(w, batch, stats);
+        line.clear();
+        line.extend(batch.iter().flat_map(|&i| [w[0] - self.0.0[i], d[0]]));
+        true
+    }
+    fn line_loss(&self, line: &[f64], batch: &[usize], alpha: f64, _: &ArrayRef1<f64>) -> f64 {
+        let sum: f64 = line
+            .chunks(2)
+            .map(|p| 0.5 * (p[0] + alpha * p[1]).powi(2))
+            .sum();
+        sum / batch.len() as f64
+    }
+}
+
+#[test]
+fn a_line_is_prepared_once_for_all_its_trials() {
+    let data = LineMean(Mean(vec![1.0, 2.0, 4.0, 8.0]), std::cell::Cell::new(0));
+    let batch = [0, 1, 3];
+    let (w, d, d2) = (array![0.0], array![1.0], array![2.0]);
+    let mut eval = Evaluator::new(1);
+    eval.prepare(u64::MAX);
+    let trial = |eval: &mut Evaluator<f64>, d: &Array1<f64>, alpha: f64| {
+        eval.set_trial(&w, d, alpha);
+        let loss = eval.trial_loss(&data, &batch);
+        let direct = data.batch_loss(&(&w + &(d * alpha)), &batch);
+        assert!(
+            (loss - direct).abs() <= 1e-15 * direct,
+            "{loss} vs {direct}"
+        );
+    };
+    for alpha in [1.0, 0.5, 0.25] {
+        trial(&mut eval, &d, alpha);
+    }
+    assert_eq!(data.1.get(), 1, "three trials on one line");
+    trial(&mut eval, &d2, 0.5);
+    assert_eq!(data.1.get(), 2, "another direction, another line");
+    eval.prepare(u64::MAX);
+    trial(&mut eval, &d2, 0.5);
+    assert_eq!(data.1.get(), 3, "a new iteration forgets the line");
+    assert_eq!(eval.loss_evals(), 5 * 3, "every trial counts its losses");
+
+    // A first trial with statistics leaves the line, taken at its own point, for the
+    // shorter steps: no preparation, and the losses where they belong.
+    eval.prepare(u64::MAX);
+    eval.add(&data, &w, &batch).unwrap();
+    eval.keep_trials(true);
+    eval.set_trial(&w, &d, 1.0);
+    eval.trial_stats(&data, &batch);
+    for alpha in [0.5, 0.25] {
+        trial(&mut eval, &d, alpha);
+    }
+    assert_eq!(data.1.get(), 3, "the statistics pass prepared the line");
+}
+
+#[test]
+fn trials_keep_no_statistics_unless_allowed_and_paid_for() {
+    let data = Mean(vec![1.0, 2.0, 4.0, 8.0]);
+    let batch = [0, 1, 2, 3];
+    let (w, d) = (array![0.0], array![1.0]);
+    for (keep, limit) in [(false, u64::MAX), (true, 7)] {
+        let mut eval = Evaluator::new(1);
+        eval.prepare(limit);
+        eval.add(&data, &w, &batch).unwrap();
+        eval.keep_trials(keep);
+        eval.set_trial(&w, &d, 1.0);
+        eval.trial_stats(&data, &batch);
+        eval.adopt(&array![1.0]);
+        assert!(eval.valid_stats().is_none(), "keep {keep}, limit {limit}");
+        assert_eq!((eval.grad_evals(), eval.loss_evals()), (4, 4));
+    }
+}
