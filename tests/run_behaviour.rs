@@ -516,3 +516,64 @@ fn report_loss_is_the_full_objective_f32() {
 fn report_loss_is_the_full_objective_f64() {
     report_loss_is_the_full_objective::<f64>(1e-12);
 }
+
+/// `ℓ_i(w) = ½(w_i − t_i)²`: each sample owns a coordinate, so a step fits the samples of its
+/// batch exactly (gradient and variance vanish on them) and leaves the others where they were.
+struct OwnCoordinate<F>(Array1<F>);
+
+impl<F: Float> Objective<F> for OwnCoordinate<F> {
+    fn n_samples(&self) -> usize {
+        self.0.len()
+    }
+    fn dim(&self) -> usize {
+        self.0.len()
+    }
+    fn sample_loss(&self, w: &ndarray::ArrayRef1<F>, i: usize) -> F {
+        let r = w[i] - self.0[i];
+        F::from_f64(0.5) * r * r
+    }
+    fn sample_gradient(
+        &self,
+        w: &ndarray::ArrayRef1<F>,
+        i: usize,
+        grad: &mut ndarray::ArrayRef1<F>,
+    ) {
+        grad.fill(F::zero());
+        grad[i] = w[i] - self.0[i];
+    }
+}
+
+/// A persistent batch the iterate has been fitted to passes the test with a vanishing
+/// gradient; the run must not stop there, but only where the unseen samples agree: here, at
+/// the optimum of every sample.
+fn a_fitted_persistent_batch_does_not_stop_the_run<F: Float>() {
+    let n = 200;
+    let targets: Array1<F> = (0..n).map(|i| F::from_f64(1.0 + (i % 7) as f64)).collect();
+    let objective = OwnCoordinate(targets.clone());
+    let report = BigBatchSgd::builder()
+        .theta(2.0)
+        .build()
+        .unwrap()
+        .minimize(&objective, Array1::zeros(n))
+        .unwrap();
+    assert_eq!(report.stop, StopReason::GradientTolerance, "{report}");
+    // Every coordinate reached its target, not only those of the first batches.
+    let worst = report
+        .w
+        .iter()
+        .zip(&targets)
+        .map(|(w, t)| (*w - *t).as_f64().abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-3, "{report}: largest error {worst}");
+    assert!(report.loss.as_f64() < 1e-6, "{report}");
+}
+
+#[test]
+fn a_fitted_persistent_batch_does_not_stop_the_run_f32() {
+    a_fitted_persistent_batch_does_not_stop_the_run::<f32>();
+}
+
+#[test]
+fn a_fitted_persistent_batch_does_not_stop_the_run_f64() {
+    a_fitted_persistent_batch_does_not_stop_the_run::<f64>();
+}

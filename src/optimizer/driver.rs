@@ -131,6 +131,56 @@ impl<S: StepRule> BigBatchSgd<S> {
         Ok(converged)
     }
 
+    /// Whether a gradient small enough to stop holds beyond the batch; `None` if the budget
+    /// cannot pay for the check.
+    ///
+    /// A fresh batch, or the first, is a random sample at `w`. A persistent batch that has been
+    /// stepped on is not: the iterate was fitted to its samples, and their gradient understates
+    /// that of the rest (a model with more parameters than the batch has samples can fit them
+    /// exactly, gradient and variance alike, and pass the test with a batch of ten). So before
+    /// stopping on a persistent batch smaller than N, as many samples as it holds that the run
+    /// has not drawn yet (the next ones of its shuffle) are evaluated at `w`, and their own mean
+    /// gradient must meet the tolerance too. If it does not, they join the batch (which
+    /// doubles) and the iteration goes on.
+    fn confirm<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+        drawn: &mut Drawn,
+    ) -> Result<Option<bool>> {
+        let (k, n) = (run.batch_size, run.n_samples);
+        if self.batch_mode != BatchMode::Persistent || run.iteration == 0 || k >= n {
+            return Ok(Some(true));
+        }
+        let extra = k.min(n - k);
+        if extra as u64 > run.eval.remaining() {
+            return Ok(None);
+        }
+        let fitted = run.eval.stats().mean().clone();
+        run.eval.keep_previous();
+        run.batch_size = k + extra;
+        let new = run.sampler.prefix(k + extra);
+        run.eval.add(objective, &run.w, new)?;
+        run.eval.check(run.iteration)?;
+        drawn.growth_rounds += 1;
+        drawn.grew = true;
+        drawn.one_pass = false;
+        // The mean gradient of the new samples alone, from the means before and after.
+        let (kf, ef) = (k as f64, extra as f64);
+        let g2_unseen =
+            Zip::from(run.eval.stats().mean())
+                .and(&fitted)
+                .fold(0.0, |acc, &all, &old| {
+                    let m = ((kf + ef) * all - kf * old) / ef;
+                    acc + m * m
+                });
+        if !g2_unseen.is_finite() {
+            return Err(Error::non_finite("gradient norm", run.iteration));
+        }
+        let first = run.first_grad_norm_sq.unwrap_or(g2_unseen);
+        Ok(Some(self.stop.converged(g2_unseen, first)))
+    }
+
     /// Draws the batch of this iteration at the current iterate (a fresh draw, or the
     /// persistent prefix, evaluating only the samples whose statistics at `w` are not known);
     /// `None` if the budget cannot pay for it.
@@ -410,16 +460,25 @@ impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
     ) -> Result<Outcome<F>> {
         run.prepare(self.stop.grad_limit(run.n_samples));
         // A batch that passes the test at `w`, within the budget.
-        let Some(drawn) = self.draw_passing(objective, run)? else {
+        let Some(mut drawn) = self.draw_passing(objective, run)? else {
             return Ok(Outcome::OutOfBudget);
         };
-        // Every sample: the line search and the next iterations read the rows in order,
-        // which memory serves faster than a shuffle (the set, and so every statistic, is the
-        // same; only the order of the sums changes).
-        run.sampler.order_if_full();
         // Stop, or propose a step.
-        if self.converged(run)? {
-            return Ok(Outcome::Converged);
+        loop {
+            // Every sample: the line search and the next iterations read the rows in order,
+            // which memory serves faster than a shuffle (the set, and so every statistic, is
+            // the same; only the order of the sums changes).
+            run.sampler.order_if_full();
+            if !self.converged(run)? {
+                break;
+            }
+            match self.confirm(objective, run, &mut drawn)? {
+                Some(true) => return Ok(Outcome::Converged),
+                // The unseen samples disagree and joined the batch, which must pass the
+                // test again before a step.
+                Some(false) if self.grow(objective, run, &mut drawn)? => {}
+                _ => return Ok(Outcome::OutOfBudget),
+            }
         }
         let (loss, one_pass) = batch_loss(objective, run, &drawn)?;
         run.last_good.assign(&run.w);
