@@ -6,7 +6,7 @@
 //! ```
 //!
 //! With `--rules`, the big-batch run is repeated with each step rule (L-BFGS, Armijo, Adam,
-//! Adadelta, momentum) for 3 seeds of the initial weights, and their test accuracies are
+//! Adadelta, momentum) and with the network preset (`BigBatchSgd::network()`) for 3 seeds of the initial weights, and their test accuracies are
 //! printed side by side (median and range).
 //!
 //! The default files are `../shared/data/mnist10k.train.svm.gz` and
@@ -20,8 +20,8 @@ use bigbatch::data::{Dataset, load_libsvm};
 use bigbatch::models::{Activation, Mlp};
 use bigbatch::observe::from_fn;
 use bigbatch::{
-    Adadelta, Adam, Armijo, BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Lbfgs, Momentum,
-    Objective, StepRule,
+    Adadelta, Adam, Armijo, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, GradStats,
+    IterView, Lbfgs, Momentum, Objective, StepRule,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -171,15 +171,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn with_rule<S: StepRule>(
     net: &Mlp<f32>,
     test: &Mlp<f32>,
-    rule: S,
+    builder: BigBatchSgdBuilder<S>,
     epochs: usize,
     seed: u64,
 ) -> Result<(f64, f64), bigbatch::Error> {
     let start = Instant::now();
-    let report = BigBatchSgd::builder()
+    let report = builder
         .max_epochs(epochs as f64)
         .seed(seed)
-        .step(rule)
         .build()?
         .minimize(net, net.initial_weights(seed))?;
     Ok((test.accuracy(&report.w), start.elapsed().as_secs_f64()))
@@ -202,17 +201,20 @@ fn compare_rules(
         "Adam α=1e-3",
         "Adadelta",
         "momentum α=0.1 μ=0.9",
+        "network preset (Armijo)",
     ];
     for (k, name) in names.iter().enumerate() {
         let mut acc = Vec::new();
         let mut secs = Vec::new();
         for &seed in &seeds {
+            let b = BigBatchSgd::builder();
             let (a, s) = match k {
-                0 => with_rule(net, test, Lbfgs::new(), epochs, seed)?,
-                1 => with_rule(net, test, Armijo::new(), epochs, seed)?,
-                2 => with_rule(net, test, Adam::new(), epochs, seed)?,
-                3 => with_rule(net, test, Adadelta::new(), epochs, seed)?,
-                _ => with_rule(net, test, Momentum::new(0.1), epochs, seed)?,
+                0 => with_rule(net, test, b.step(Lbfgs::new()), epochs, seed)?,
+                1 => with_rule(net, test, b.step(Armijo::new()), epochs, seed)?,
+                2 => with_rule(net, test, b.step(Adam::new()), epochs, seed)?,
+                3 => with_rule(net, test, b.step(Adadelta::new()), epochs, seed)?,
+                4 => with_rule(net, test, b.step(Momentum::new(0.1)), epochs, seed)?,
+                _ => with_rule(net, test, BigBatchSgd::network(), epochs, seed)?,
             };
             acc.push(100.0 * a);
             secs.push(s);

@@ -21,6 +21,11 @@ pub enum StopReason {
     /// test compares two estimates of the same noise, which passes by chance with probability
     /// about `P(χ²_d/d ≥ 1)`: 0.32 for one parameter, approaching ½ for many. Set θ < 1 when the
     /// stop itself must certify the gradient, or check the final iterate on the full batch.
+    ///
+    /// A persistent batch ([`BatchMode::Persistent`](crate::BatchMode::Persistent)) that has
+    /// been stepped on is not a random sample at the iterate, which was fitted to it: before
+    /// stopping there, as many samples the run has not drawn are evaluated at the iterate, and
+    /// their own mean gradient must meet the tolerance too.
     GradientTolerance,
     /// The budget of gradient evaluations, `⌊max_epochs · N⌋`, is used up or cannot pay for
     /// the next batch: the run never evaluates more than that.

@@ -121,3 +121,50 @@ fn every_run_starts_with_an_empty_memory() {
         assert!(a.iterations > 3);
     }
 }
+
+/// The network preset, unchanged: on a problem with a known optimum it gets there (its step
+/// only shrinks between batch growths, and its batches grow as the gradient signal fades), and
+/// it trains a one-hidden-layer network on the bundled digits.
+fn the_network_preset_trains<F: Float>() {
+    let p = ridge::<F>(31, 1000, 5, 0.5, 1e-2);
+    let optimum = p.optimum();
+    let report = BigBatchSgd::network()
+        .seed(3)
+        .max_epochs(100.0)
+        .build()
+        .unwrap()
+        .minimize(&p, Array1::zeros(5))
+        .unwrap();
+    let err = max_abs_diff(&report.w, &optimum) / optimum.mapv(f64::abs).sum();
+    assert!(err < 1e-3, "ridge: relative error {err:.2e}, {report}");
+
+    let net = bigbatch::models::Mlp::new(
+        datasets::digits::<F>(),
+        10,
+        &[16],
+        bigbatch::models::Activation::Tanh,
+        1e-4,
+    )
+    .unwrap();
+    let report = BigBatchSgd::network()
+        .max_epochs(10.0)
+        .build()
+        .unwrap()
+        .minimize(&net, net.initial_weights(1))
+        .unwrap();
+    let accuracy = net.accuracy(&report.w);
+    assert!(
+        accuracy > 0.95,
+        "digits: training accuracy {accuracy}, {report}"
+    );
+}
+
+#[test]
+fn the_network_preset_trains_f32() {
+    the_network_preset_trains::<f32>();
+}
+
+#[test]
+fn the_network_preset_trains_f64() {
+    the_network_preset_trains::<f64>();
+}
