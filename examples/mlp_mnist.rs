@@ -201,7 +201,7 @@ fn compare_rules(
         "Adam α=1e-3",
         "Adadelta",
         "momentum α=0.1 μ=0.9",
-        "network preset (Armijo)",
+        "network preset (Adadelta)",
     ];
     for (k, name) in names.iter().enumerate() {
         let mut acc = Vec::new();

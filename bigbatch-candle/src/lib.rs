@@ -174,7 +174,15 @@ impl<L: Fn(&Tensor) -> candle_core::Result<Tensor>> CandleModel<L> {
                 self.dim_total()
             )));
         }
-        let w = w.to_vec();
+        // A contiguous vector is read in place; any other is copied once.
+        let copy;
+        let w = match w.as_slice() {
+            Some(w) => w,
+            None => {
+                copy = w.to_vec();
+                &copy
+            }
+        };
         for (k, v) in self.vars.iter().enumerate() {
             let part = &w[self.offsets[k]..self.offsets[k + 1]];
             v.set(&Tensor::from_slice(part, v.shape(), v.device())?)?;
@@ -210,14 +218,17 @@ impl<L: Fn(&Tensor) -> candle_core::Result<Tensor>> CandleModel<L> {
         if let Some(grad) = grad {
             let grads = loss.backward()?;
             for (k, v) in self.vars.iter().enumerate() {
-                let out = grad.slice_mut(ndarray::s![self.offsets[k]..self.offsets[k + 1]]);
+                let mut out = grad.slice_mut(ndarray::s![self.offsets[k]..self.offsets[k + 1]]);
                 match grads.get(v.as_tensor()) {
                     Some(g) => {
                         let g = g.flatten_all()?.to_vec1::<f32>()?;
-                        out.into_iter().zip(g).for_each(|(o, x)| *o = x);
+                        match out.as_slice_mut() {
+                            Some(out) => out.copy_from_slice(&g),
+                            None => out.iter_mut().zip(g).for_each(|(o, x)| *o = x),
+                        }
                     }
                     // A variable the loss does not depend on.
-                    None => out.into_iter().for_each(|o| *o = 0.0),
+                    None => out.fill(0.0),
                 }
             }
         }
