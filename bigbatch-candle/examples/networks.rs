@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! cargo run --release -p bigbatch-candle --example networks -- [--task cnn|mlp|mnist]
-//!     [--method M]... [--seeds S] [--rule-seeds S] [--epochs E] [--train N] [--data DIR]
-//!     [--out FILE.csv]
+//!     [--method M]... [--seeds S] [--seed-from K] [--rule-seeds S] [--epochs E] [--train N]
+//!     [--data DIR] [--out FILE.csv]
 //! cargo run --release -p bigbatch-candle --example networks -- --report FILE.csv [--svg DIR]
 //! ```
 //!
@@ -18,7 +18,7 @@
 //! decay, and Adadelta with ρ = 0.9, on batches of 32 in a fresh order every epoch, constant
 //! learning rate LR). `--method grid` is the whole comparison: the preset for `--seeds` seeds
 //! (default 3), every other big-batch method for `--rule-seeds` (default 1), each baseline at 5
-//! learning rates. Every run starts from weights drawn with its seed (baselines: seed 0) and
+//! learning rates; `--seed-from K` skips a method's seeds below K. Every run starts from weights drawn with its seed (baselines: seed 0) and
 //! records, after epochs 1, 2, 3, 5, 7, 10, 15 and 20 (an epoch is N per-sample gradients,
 //! micro-batches included), the test accuracy, the mean training loss on the whole training
 //! set and the training time (evaluations excluded), one CSV line each, appended to `--out`
@@ -982,6 +982,7 @@ struct Options {
     task: String,
     methods: Vec<String>,
     seeds: u64,
+    seed_from: u64,
     rule_seeds: u64,
     epochs: f64,
     train: Option<usize>,
@@ -996,6 +997,7 @@ fn options() -> Res<Options> {
         task: "cnn".into(),
         methods: Vec::new(),
         seeds: 3,
+        seed_from: 0,
         rule_seeds: 1,
         epochs: 20.0,
         train: None,
@@ -1012,6 +1014,7 @@ fn options() -> Res<Options> {
             "--method" => o.methods.push(value()?),
             "--seeds" => o.seeds = value()?.parse()?,
             "--rule-seeds" => o.rule_seeds = value()?.parse()?,
+            "--seed-from" => o.seed_from = value()?.parse()?,
             "--epochs" => o.epochs = value()?.parse()?,
             "--train" => o.train = Some(value()?.parse()?),
             "--data" => o.data = Some(value()?),
@@ -1050,7 +1053,7 @@ fn main() -> Res<()> {
         } else if m.contains(':') {
             runs.push((m.clone(), 0));
         } else {
-            runs.extend((0..o.seeds).map(|s| (m.clone(), s)));
+            runs.extend((o.seed_from..o.seeds).map(|s| (m.clone(), s)));
         }
     }
     let mut out = Out::open(&o.out)?;
