@@ -23,6 +23,7 @@
 //! micro-batches included), the test accuracy, the mean training loss on the whole training
 //! set and the training time (evaluations excluded), one CSV line each, appended to `--out`
 //! (default `networks.csv`) as they come. `examples/networks.sh` runs the README's comparison.
+//! With `NETWORKS_TRACE` set, a big-batch run prints the record of every iteration.
 //!
 //! Tasks: `cnn`, two 5×5 convolutions (8 and 16 channels, ReLU, 2×2 max pooling) then dense
 //! 256 → 64 → 10, on the first `--train` (default 3,000) Fashion-MNIST training images and all
