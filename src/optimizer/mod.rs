@@ -15,6 +15,7 @@ use crate::report::{IterRecord, Report};
 
 mod builder;
 mod config;
+mod drawing;
 mod driver;
 mod state;
 

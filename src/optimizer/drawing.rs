@@ -1,0 +1,194 @@
+//! The batch of an iteration: drawn at the current iterate, grown until it passes the
+//! big-batch test, and, before a run stops on it, checked against samples it has not seen.
+
+use ndarray::Zip;
+
+use super::config::{BatchMode, BigBatchSgd, GrowthRule};
+use super::state::RunState;
+use crate::batch::grown_size;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::objective::Objective;
+use crate::step::StepRule;
+
+/// What drawing and growing one iteration's batch did.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Drawn {
+    /// Growth rounds after the test failed.
+    pub(super) growth_rounds: usize,
+    /// Whether the batch is larger than the previous iteration's (growth of any kind).
+    pub(super) grew: bool,
+    /// Whether the batch loss in the statistics came from one evaluation of the whole batch,
+    /// so that it is the very number `Objective::batch_loss` gives for the bundled models.
+    pub(super) one_pass: bool,
+}
+
+impl<S: StepRule> BigBatchSgd<S> {
+    /// Draws this iteration's batch and grows it until it passes the test; `None` if the
+    /// budget runs out first.
+    pub(super) fn draw_passing<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+    ) -> Result<Option<Drawn>> {
+        let Some(mut drawn) = self.draw(objective, run)? else {
+            return Ok(None);
+        };
+        Ok(self.grow(objective, run, &mut drawn)?.then_some(drawn))
+    }
+
+    /// Whether the gradient of the batch that passed is small enough to stop.
+    pub(super) fn converged<F: Float>(&self, run: &mut RunState<F>) -> Result<bool> {
+        let g2 = run.eval.stats().grad_norm_sq();
+        if !g2.is_finite() {
+            return Err(Error::non_finite("gradient norm", run.iteration));
+        }
+        run.last_grad_norm_sq = g2;
+        let first = *run.first_grad_norm_sq.get_or_insert(g2);
+        let converged = self.stop.converged(g2, first);
+        if converged {
+            run.last_good.assign(&run.w);
+        }
+        Ok(converged)
+    }
+
+    /// Whether a gradient small enough to stop holds beyond the batch; `None` if the budget
+    /// cannot pay for the check.
+    ///
+    /// A fresh batch, or the first, is a random sample at `w`. A persistent batch that has been
+    /// stepped on is not: the iterate was fitted to its samples, and their gradient understates
+    /// that of the rest (a model with more parameters than the batch has samples can fit them
+    /// exactly, gradient and variance alike, and pass the test with a batch of ten). So before
+    /// stopping on a persistent batch smaller than N, as many samples as it holds that the run
+    /// has not drawn yet (the next ones of its shuffle) are evaluated at `w`, and their own mean
+    /// gradient must meet the tolerance too. If it does not, they join the batch (which
+    /// doubles) and the iteration goes on.
+    pub(super) fn confirm<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+        drawn: &mut Drawn,
+    ) -> Result<Option<bool>> {
+        let (k, n) = (run.batch_size, run.n_samples);
+        if self.batch_mode != BatchMode::Persistent || run.iteration == 0 || k >= n {
+            return Ok(Some(true));
+        }
+        let extra = k.min(n - k);
+        if extra as u64 > run.eval.remaining() {
+            return Ok(None);
+        }
+        let fitted = run.eval.stats().mean().clone();
+        self.enlarge(objective, run, drawn, k + extra)?;
+        // The mean gradient of the new samples alone, from the means before and after.
+        let (kf, ef) = (k as f64, extra as f64);
+        let g2_unseen =
+            Zip::from(run.eval.stats().mean())
+                .and(&fitted)
+                .fold(0.0, |acc, &all, &old| {
+                    let m = ((kf + ef) * all - kf * old) / ef;
+                    acc + m * m
+                });
+        if !g2_unseen.is_finite() {
+            return Err(Error::non_finite("gradient norm", run.iteration));
+        }
+        let first = run.first_grad_norm_sq.unwrap_or(g2_unseen);
+        Ok(Some(self.stop.converged(g2_unseen, first)))
+    }
+
+    /// Draws the batch of this iteration at the current iterate (a fresh draw, or the
+    /// persistent prefix, evaluating only the samples whose statistics at `w` are not known);
+    /// `None` if the budget cannot pay for it.
+    fn draw<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+    ) -> Result<Option<Drawn>> {
+        let size = run.batch_size;
+        let remaining = run.eval.remaining();
+        let mut drawn = Drawn {
+            grew: std::mem::take(&mut run.forced_growth),
+            one_pass: true,
+            ..Drawn::default()
+        };
+        if self.batch_mode == BatchMode::Persistent {
+            let known = run.eval.valid_stats().map_or(0, |s| s.count().min(size));
+            if (size - known) as u64 > remaining {
+                return Ok(None);
+            }
+            if known == 0 {
+                run.eval.clear();
+            }
+            run.sampler.prefix(known);
+            let new = run.sampler.prefix(size);
+            if !new.is_empty() {
+                if known > 0 {
+                    // The batch grew after a step that left `w` unchanged: keep the previous
+                    // batch's statistics, and evaluate only the new samples.
+                    run.eval.keep_previous();
+                    drawn.one_pass = false;
+                }
+                run.eval.add(objective, &run.w, new)?;
+            }
+        } else {
+            if size as u64 > remaining {
+                return Ok(None);
+            }
+            run.eval.clear();
+            let batch = run.sampler.draw(size, &mut run.rng);
+            run.eval.add(objective, &run.w, batch)?;
+        }
+        run.eval.check(run.iteration)?;
+        Ok(Some(drawn))
+    }
+
+    /// Grows the batch at the same iterate until it passes the test (only new samples are
+    /// evaluated), within the budget; `false` if the budget runs out first.
+    pub(super) fn grow<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+        drawn: &mut Drawn,
+    ) -> Result<bool> {
+        let n_total = run.n_samples;
+        while run.batch_size < n_total && !self.test.passes(run.eval.stats(), n_total) {
+            let mut next = grown_size(run.batch_size, self.growth, n_total);
+            if self.growth_rule == GrowthRule::ToRequired {
+                next = next
+                    .max(self.test.required_size(run.eval.stats(), n_total))
+                    .min(n_total);
+            }
+            // The budget caps the growth: the batch takes what is left of it.
+            let remaining = usize::try_from(run.eval.remaining()).unwrap_or(usize::MAX);
+            next = next.min(run.batch_size.saturating_add(remaining));
+            if next <= run.batch_size {
+                return Ok(false);
+            }
+            self.enlarge(objective, run, drawn, next)?;
+        }
+        Ok(true)
+    }
+
+    /// Grows the batch to `size` samples at the same iterate, evaluating only the new ones
+    /// (the next of the shuffle for a persistent batch, a draw from the rest for a fresh one).
+    fn enlarge<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        run: &mut RunState<F>,
+        drawn: &mut Drawn,
+        size: usize,
+    ) -> Result<()> {
+        run.batch_size = size;
+        let new = if self.batch_mode == BatchMode::Persistent {
+            run.eval.keep_previous();
+            run.sampler.prefix(size)
+        } else {
+            run.sampler.extend(size, &mut run.rng)
+        };
+        run.eval.add(objective, &run.w, new)?;
+        run.eval.check(run.iteration)?;
+        drawn.growth_rounds += 1;
+        drawn.grew = true;
+        drawn.one_pass = false;
+        Ok(())
+    }
+}
