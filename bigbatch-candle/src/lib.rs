@@ -38,7 +38,11 @@
 //! # }
 //! ```
 
+pub mod check;
 pub mod idx;
+pub mod pool;
+
+pub use pool::max_pool2d;
 
 /// The README's code blocks, compiled as doc tests.
 #[cfg(doctest)]
@@ -188,6 +192,25 @@ impl<L: Fn(&Tensor) -> candle_core::Result<Tensor>> CandleModel<L> {
             v.set(&Tensor::from_slice(part, v.shape(), v.device())?)?;
         }
         Ok(())
+    }
+
+    /// Checks the network's gradient at `w` on the samples `indices` against central
+    /// differences (see [`check`]); the variables hold `w` afterwards. The variables are `f32`,
+    /// so the check resolves the gradient to about [`check::F32_TOLERANCE`]; for a tighter
+    /// check build the network in `f64` and call [`check::check_gradients`].
+    ///
+    /// # Errors
+    /// As [`set_parameters`](Self::set_parameters) and [`check::check_gradients`].
+    pub fn check_gradients(
+        &self,
+        w: &ArrayRef1<f32>,
+        indices: &[usize],
+        opts: &check::GradCheck,
+    ) -> Result<check::GradCheckReport, Error> {
+        self.set_parameters(w)?;
+        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+        let idx = Tensor::from_vec(idx, indices.len(), self.vars[0].device())?;
+        check::check_gradients(&self.vars, || (self.loss)(&idx), opts)
     }
 
     /// Candle's message for the last evaluation that failed, if one did.
