@@ -32,6 +32,9 @@ pub enum StopReason {
     EpochBudget,
     /// The budget of iterations was used up.
     IterationBudget,
+    /// The budget of loss evaluations, `⌊loss_budget · max_epochs · N⌋`, could not pay for the
+    /// next one (a line-search trial, or a batch loss): the run stopped at its current iterate.
+    LossBudget,
     /// An observer asked to stop.
     Observer,
     /// The batch held every sample and the step no longer changed the iterate in floating
@@ -48,6 +51,7 @@ impl fmt::Display for StopReason {
             StopReason::GradientTolerance => "gradient tolerance reached",
             StopReason::EpochBudget => "epoch budget used up",
             StopReason::IterationBudget => "iteration budget used up",
+            StopReason::LossBudget => "loss-evaluation budget used up",
             StopReason::Observer => "stopped by an observer",
             StopReason::NoProgress => "no progress at this floating-point precision",
             StopReason::CheckpointFailed => "a checkpoint could not be saved",
@@ -84,6 +88,9 @@ pub struct IterRecord<F> {
     /// Per-sample loss evaluations so far (line searches, and batch losses a model did not
     /// return with its gradients).
     pub loss_evals: u64,
+    /// Line-search trials of this iteration whose batch loss was NaN or infinite (the search
+    /// shrank the step past them, as past a step too long).
+    pub non_finite_trials: usize,
 }
 
 /// The result of a run.
@@ -113,6 +120,10 @@ pub struct Report<F> {
     pub batch_size: usize,
     /// `‖g_B‖²` of the last batch drawn (at the final iterate when the run converged).
     pub grad_norm_sq: F,
+    /// Line-search trials whose batch loss was NaN or infinite, over the run: each was treated
+    /// as a step too long and shrunk. A search all of whose trials were non-finite ends the run
+    /// with [`Error::NonFinite`](crate::Error::NonFinite) instead.
+    pub non_finite_trials: u64,
     /// Why the run stopped.
     pub stop: StopReason,
 }
@@ -121,7 +132,7 @@ impl<F: Float> fmt::Display for Report<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: loss {:.6e}, |g_B|^2 {:.3e}, {} iterations, {:.2} epochs, {:.2} data passes ({} gradient and {} loss evaluations), final batch {}",
+            "{}: loss {:.6e}, |g_B|^2 {:.3e}, {} iterations, {:.2} epochs, {:.2} data passes ({} gradient and {} loss evaluations), final batch {}{}",
             self.stop,
             self.loss,
             self.grad_norm_sq,
@@ -130,7 +141,11 @@ impl<F: Float> fmt::Display for Report<F> {
             self.data_passes,
             self.grad_evals,
             self.loss_evals,
-            self.batch_size
+            self.batch_size,
+            match self.non_finite_trials {
+                0 => String::new(),
+                k => format!(", {k} line-search trials with a non-finite loss"),
+            }
         )
     }
 }

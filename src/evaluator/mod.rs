@@ -31,6 +31,9 @@ use line::Line;
 pub(crate) struct Evaluator<F> {
     grad_evals: u64,
     loss_evals: u64,
+    /// Line-search trials whose batch loss was not finite.
+    #[cfg_attr(feature = "serde", serde(default))]
+    non_finite_trials: u64,
     /// The batch's statistics at the current iterate: after a batch is drawn, after a step onto
     /// a trial point whose statistics were computed, and after a step that left the iterate
     /// unchanged. A persistent batch then evaluates only the samples it does not have yet.
@@ -50,6 +53,13 @@ pub(crate) struct Evaluator<F> {
 struct Scratch<F> {
     /// The budget of per-sample gradient evaluations.
     grad_limit: u64,
+    /// The budget of per-sample loss evaluations.
+    loss_limit: u64,
+    /// Whether an evaluation of losses was refused because the budget could not pay for it.
+    loss_budget_hit: bool,
+    /// Trials evaluated in this iteration, and how many of them had a loss that was not finite.
+    trials: usize,
+    trials_non_finite: usize,
     /// Whether statistics at a trial point may be computed for the next iteration to start
     /// from (persistent batches whose statistics carry losses).
     keep_trials: bool,
@@ -82,6 +92,10 @@ impl<F> Default for Scratch<F> {
     fn default() -> Self {
         Scratch {
             grad_limit: u64::MAX,
+            loss_limit: u64::MAX,
+            loss_budget_hit: false,
+            trials: 0,
+            trials_non_finite: 0,
             keep_trials: false,
             previous: GradStats::default(),
             previous_valid: false,
@@ -99,6 +113,7 @@ impl<F: Float> Evaluator<F> {
         Evaluator {
             grad_evals: 0,
             loss_evals: 0,
+            non_finite_trials: 0,
             stats: GradStats::new(dim),
             stats_valid: false,
             loss_at_w: None,
@@ -107,13 +122,17 @@ impl<F: Float> Evaluator<F> {
     }
 
     /// Starts an iteration: sizes the work space (after a checkpoint is loaded) and sets the
-    /// budget; what an earlier iteration left in it is forgotten.
-    pub(crate) fn prepare(&mut self, grad_limit: u64) {
+    /// budgets; what an earlier iteration left in it is forgotten.
+    pub(crate) fn prepare(&mut self, grad_limit: u64, loss_limit: u64) {
         let dim = self.stats.dim();
         if self.scratch.trial_point.len() != dim {
             self.scratch = Scratch::new(dim);
         }
         self.scratch.grad_limit = grad_limit;
+        self.scratch.loss_limit = loss_limit;
+        self.scratch.loss_budget_hit = false;
+        self.scratch.trials = 0;
+        self.scratch.trials_non_finite = 0;
         self.scratch.keep_trials = false;
         self.scratch.previous_valid = false;
         self.scratch.trial_valid = false;
@@ -126,6 +145,24 @@ impl<F: Float> Evaluator<F> {
     }
     pub(crate) fn loss_evals(&self) -> u64 {
         self.loss_evals
+    }
+    pub(crate) fn non_finite_trials(&self) -> u64 {
+        self.non_finite_trials
+    }
+    /// Trials evaluated in this iteration, and how many of them had a non-finite loss.
+    pub(crate) fn trials(&self) -> (usize, usize) {
+        (self.scratch.trials, self.scratch.trials_non_finite)
+    }
+    /// Whether the budget can pay for `n` loss evaluations; if not, the refusal is remembered
+    /// ([`loss_budget_hit`](Self::loss_budget_hit)) and the run ends after this iteration.
+    pub(crate) fn afford_losses(&mut self, n: usize) -> bool {
+        let ok = self.loss_evals.saturating_add(n as u64) <= self.scratch.loss_limit;
+        self.scratch.loss_budget_hit |= !ok;
+        ok
+    }
+    /// Whether this iteration wanted loss evaluations the budget could not pay for.
+    pub(crate) fn loss_budget_hit(&self) -> bool {
+        self.scratch.loss_budget_hit
     }
     /// Per-sample gradient evaluations the budget still allows.
     pub(crate) fn remaining(&self) -> u64 {
@@ -197,8 +234,24 @@ impl<F: Float> Evaluator<F> {
         check_stats(&self.stats, iteration)
     }
 
-    /// The loss of `batch` at `point`, counting `|batch|` loss evaluations.
+    /// The loss of `batch` at `point`, counting `|batch|` loss evaluations; `None`, evaluating
+    /// nothing, if the budget of loss evaluations cannot pay for them.
     pub(crate) fn loss<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        point: &ndarray::ArrayRef1<F>,
+        batch: &[usize],
+    ) -> Option<F> {
+        if !self.afford_losses(batch.len()) {
+            return None;
+        }
+        self.loss_evals += batch.len() as u64;
+        Some(objective.batch_loss(point, batch))
+    }
+
+    /// The loss of `batch` at `point` outside the budget, counting `|batch|` loss evaluations:
+    /// the report's final loss.
+    pub(crate) fn final_loss<O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
         point: &ndarray::ArrayRef1<F>,
@@ -206,6 +259,15 @@ impl<F: Float> Evaluator<F> {
     ) -> F {
         self.loss_evals += batch.len() as u64;
         objective.batch_loss(point, batch)
+    }
+
+    /// Counts a trial and whether its loss was finite.
+    fn count_trial(&mut self, loss: F) {
+        self.scratch.trials += 1;
+        if !loss.is_finite() {
+            self.scratch.trials_non_finite += 1;
+            self.non_finite_trials += 1;
+        }
     }
 
     /// Replaces `stats` by the statistics of `batch` at `point` and returns true, counting
@@ -254,17 +316,22 @@ impl<F: Float> Evaluator<F> {
     /// The batch loss at the last trial point, counting `|batch|` loss evaluations: from the
     /// losses along the line when the objective prepares them (the first trial on a line
     /// prepares it, with one read of the batch; the others read no data), otherwise from
-    /// [`Objective::batch_loss`].
+    /// [`Objective::batch_loss`]. `None`, evaluating nothing, if the budget of loss evaluations
+    /// cannot pay for them.
     pub(crate) fn trial_loss<O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
         batch: &[usize],
-    ) -> F {
+    ) -> Option<F> {
+        if !self.afford_losses(batch.len()) {
+            return None;
+        }
         self.loss_evals += batch.len() as u64;
         let s = &mut self.scratch;
         let loss = s.line.loss(objective, batch, &s.trial_point);
         s.trial_loss = Some((batch.len(), loss));
-        loss
+        self.count_trial(loss);
+        Some(loss)
     }
 
     /// The batch loss at the last trial point, computed with the batch's full statistics there
@@ -275,7 +342,7 @@ impl<F: Float> Evaluator<F> {
         &mut self,
         objective: &O,
         batch: &[usize],
-    ) -> F {
+    ) -> Option<F> {
         let n = batch.len();
         if !self.scratch.keep_trials || n as u64 > self.remaining() {
             return self.trial_loss(objective, batch);
@@ -289,7 +356,10 @@ impl<F: Float> Evaluator<F> {
         // evaluates the batch itself, and reports the mismatch.
         s.trial_valid = s.trial_stats.count() == n;
         match s.trial_stats.loss() {
-            Some(loss) if s.trial_valid => loss,
+            Some(loss) if s.trial_valid => {
+                self.count_trial(loss);
+                Some(loss)
+            }
             _ => self.trial_loss(objective, batch),
         }
     }

@@ -26,12 +26,12 @@ fn trial_statistics_are_adopted_only_at_their_own_point() {
     let batch = [0, 2, 3];
     let (w, d) = (array![0.0], array![1.0]);
     let mut eval = Evaluator::new(1);
-    eval.prepare(u64::MAX);
+    eval.prepare(u64::MAX, u64::MAX);
     eval.add(&data, &w, &batch).unwrap();
     eval.keep_trials(true);
     // A trial with statistics at w + 0.5 d, then the move elsewhere: nothing is kept.
     eval.set_trial(&w, &d, 0.5);
-    let loss = eval.trial_stats(&data, &batch);
+    let loss = eval.trial_stats(&data, &batch).unwrap();
     assert_eq!(
         loss.to_bits(),
         data.batch_loss(&array![0.5], &batch).to_bits()
@@ -113,10 +113,10 @@ fn a_line_is_prepared_once_for_all_its_trials() {
     let batch = [0, 1, 3];
     let (w, d, d2) = (array![0.0], array![1.0], array![2.0]);
     let mut eval = Evaluator::new(1);
-    eval.prepare(u64::MAX);
+    eval.prepare(u64::MAX, u64::MAX);
     let trial = |eval: &mut Evaluator<f64>, d: &Array1<f64>, alpha: f64| {
         eval.set_trial(&w, d, alpha);
-        let loss = eval.trial_loss(&data, &batch);
+        let loss = eval.trial_loss(&data, &batch).unwrap();
         let direct = data.batch_loss(&(&w + &(d * alpha)), &batch);
         assert!(
             (loss - direct).abs() <= 1e-15 * direct,
@@ -129,14 +129,14 @@ fn a_line_is_prepared_once_for_all_its_trials() {
     assert_eq!(data.1.get(), 1, "three trials on one line");
     trial(&mut eval, &d2, 0.5);
     assert_eq!(data.1.get(), 2, "another direction, another line");
-    eval.prepare(u64::MAX);
+    eval.prepare(u64::MAX, u64::MAX);
     trial(&mut eval, &d2, 0.5);
     assert_eq!(data.1.get(), 3, "a new iteration forgets the line");
     assert_eq!(eval.loss_evals(), 5 * 3, "every trial counts its losses");
 
     // A first trial with statistics leaves the line, taken at its own point, for the
     // shorter steps: no preparation, and the losses where they belong.
-    eval.prepare(u64::MAX);
+    eval.prepare(u64::MAX, u64::MAX);
     eval.add(&data, &w, &batch).unwrap();
     eval.keep_trials(true);
     eval.set_trial(&w, &d, 1.0);
@@ -154,7 +154,7 @@ fn trials_keep_no_statistics_unless_allowed_and_paid_for() {
     let (w, d) = (array![0.0], array![1.0]);
     for (keep, limit) in [(false, u64::MAX), (true, 7)] {
         let mut eval = Evaluator::new(1);
-        eval.prepare(limit);
+        eval.prepare(limit, u64::MAX);
         eval.add(&data, &w, &batch).unwrap();
         eval.keep_trials(keep);
         eval.set_trial(&w, &d, 1.0);

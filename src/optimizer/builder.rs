@@ -92,10 +92,19 @@ impl<S> BigBatchSgdBuilder<S> {
     /// The last growth of a batch is capped by what is left, an iteration whose batch the budget
     /// cannot pay for is not started, and a step rule's extra gradients (kept trial statistics,
     /// curvature pairs on fresh batches) are skipped when they would not fit. Loss evaluations
-    /// (line-search trials, the final loss) are counted separately and are not part of the
-    /// budget: [`Report::data_passes`](crate::Report::data_passes) counts both. Default 100.
+    /// (line-search trials, batch losses, the final loss) have a budget of their own, a
+    /// multiple of this one ([`loss_budget`](Self::loss_budget));
+    /// [`Report::data_passes`](crate::Report::data_passes) counts both. Default 100.
     pub fn max_epochs(mut self, epochs: f64) -> Self {
         self.inner.stop.max_epochs = epochs;
+        self
+    }
+    /// The budget of per-sample loss evaluations as a multiple of the gradient budget (> 0, or
+    /// infinite): a run makes at most `⌊factor · max_epochs · N⌋` of them besides its final
+    /// loss, and stops with [`StopReason::LossBudget`](crate::StopReason::LossBudget) when the
+    /// next would exceed that. Default 10.
+    pub fn loss_budget(mut self, factor: f64) -> Self {
+        self.inner.stop.loss_budget = factor;
         self
     }
     /// The budget of iterations (≥ 1). Default 100 000.

@@ -54,6 +54,20 @@ pub struct StopRule {
     pub max_epochs: f64,
     /// Stop after this many iterations. Default 100 000.
     pub max_iterations: usize,
+    /// A hard budget of per-sample loss evaluations (line-search trials, and batch losses a
+    /// model does not return with its gradients), as a multiple of the gradient budget: at most
+    /// `⌊loss_budget · max_epochs · N⌋`. A run whose next loss evaluation would exceed it stops
+    /// at its current iterate with [`StopReason::LossBudget`](crate::StopReason::LossBudget).
+    /// The report's final loss (one pass, when the run does not know it already) is outside
+    /// it, so a run never makes more than `(1 + loss_budget) · max_epochs + 1` data passes.
+    /// Default 10 (runs of the reference problems spend at most about 2).
+    #[cfg_attr(feature = "serde", serde(default = "default_loss_budget"))]
+    pub loss_budget: f64,
+}
+
+#[cfg(feature = "serde")]
+fn default_loss_budget() -> f64 {
+    StopRule::default().loss_budget
 }
 
 impl Default for StopRule {
@@ -63,6 +77,7 @@ impl Default for StopRule {
             relative_tolerance: 0.0,
             max_epochs: 100.0,
             max_iterations: 100_000,
+            loss_budget: 10.0,
         }
     }
 }
@@ -72,12 +87,24 @@ impl StopRule {
         check::non_negative("tolerance", self.tolerance)?;
         check::unit_from_zero("relative_tolerance", self.relative_tolerance)?;
         check::positive_or_infinite("max_epochs", self.max_epochs)?;
-        check::nonzero_count("max_iterations", self.max_iterations)
+        check::nonzero_count("max_iterations", self.max_iterations)?;
+        check::positive_or_infinite("loss_budget", self.loss_budget)
     }
 
     /// The most per-sample gradient evaluations a run may make, `⌊max_epochs · N⌋`.
     pub fn grad_limit(&self, n_samples: usize) -> u64 {
         let limit = (self.max_epochs * n_samples as f64).floor();
+        if limit >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            limit as u64
+        }
+    }
+
+    /// The most per-sample loss evaluations a run may make (the final loss aside),
+    /// `⌊loss_budget · max_epochs · N⌋`.
+    pub fn loss_limit(&self, n_samples: usize) -> u64 {
+        let limit = (self.loss_budget * self.max_epochs * n_samples as f64).floor();
         if limit >= u64::MAX as f64 {
             u64::MAX
         } else {

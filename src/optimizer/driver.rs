@@ -62,6 +62,7 @@ impl<S: StepRule> BigBatchSgd<S> {
                 Ok(Outcome::Converged) => break StopReason::GradientTolerance,
                 Ok(Outcome::Stalled) => break StopReason::NoProgress,
                 Ok(Outcome::OutOfBudget) => break StopReason::EpochBudget,
+                Ok(Outcome::OutOfLossBudget) => break StopReason::LossBudget,
                 Err(e) => return Err(e.with_iterate(&run.last_good)),
             };
             // The state after the step is saved before an observer can stop the run.
@@ -87,6 +88,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             loss_evals: run.loss_evals(),
             batch_size: run.batch_size,
             grad_norm_sq: F::from_f64(run.last_grad_norm_sq),
+            non_finite_trials: run.eval.non_finite_trials(),
             stop,
             w: run.w,
         })
@@ -167,6 +169,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             backtracks: step.backtracks,
             grad_evals: run.grad_evals(),
             loss_evals: run.loss_evals(),
+            non_finite_trials: run.eval.trials().1,
         };
         // Exact comparison on purpose: the question is whether the step changed any bit.
         #[allow(clippy::float_cmp)]
@@ -189,18 +192,22 @@ impl<S: StepRule> BigBatchSgd<S> {
 }
 
 /// The batch loss at the current iterate, from the statistics if they carry it (and whether
-/// it came from one evaluation of the whole batch), otherwise from a loss pass.
+/// it came from one evaluation of the whole batch), otherwise from a loss pass; `None` if the
+/// budget of loss evaluations cannot pay for that pass.
 fn batch_loss<F: Float, O: Objective<F> + ?Sized>(
     objective: &O,
     run: &mut RunState<F>,
     drawn: &Drawn,
-) -> Result<(F, bool)> {
+) -> Result<Option<(F, bool)>> {
     let (loss, one_pass) = match run.eval.stats().loss() {
         Some(loss) => (loss, drawn.one_pass),
-        None => (run.eval.loss(objective, &run.w, run.sampler.batch()), true),
+        None => match run.eval.loss(objective, &run.w, run.sampler.batch()) {
+            Some(loss) => (loss, true),
+            None => return Ok(None),
+        },
     };
     if loss.is_finite() {
-        Ok((loss, one_pass))
+        Ok(Some((loss, one_pass)))
     } else {
         Err(Error::non_finite("loss", run.iteration))
     }
@@ -232,7 +239,7 @@ fn final_loss<F: Float, O: Objective<F> + ?Sized>(
         Some(loss) => loss,
         None => {
             let all: Vec<usize> = (0..run.n_samples).collect();
-            run.eval.loss(objective, &run.w, &all)
+            run.eval.final_loss(objective, &run.w, &all)
         }
     };
     if loss.is_finite() {
@@ -282,7 +289,8 @@ impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
         objective: &O,
         run: &mut RunState<F>,
     ) -> Result<Outcome<F>> {
-        run.prepare(self.stop.grad_limit(run.n_samples));
+        let n = run.n_samples;
+        run.prepare(self.stop.grad_limit(n), self.stop.loss_limit(n));
         // A batch that passes the test at `w`, within the budget.
         let Some(mut drawn) = self.draw_passing(objective, run)? else {
             return Ok(Outcome::OutOfBudget);
@@ -304,9 +312,15 @@ impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
                 _ => return Ok(Outcome::OutOfBudget),
             }
         }
-        let (loss, one_pass) = batch_loss(objective, run, &drawn)?;
+        let Some((loss, one_pass)) = batch_loss(objective, run, &drawn)? else {
+            return Ok(Outcome::OutOfLossBudget);
+        };
         run.last_good.assign(&run.w);
         let step = self.propose(objective, run, &drawn, loss, one_pass)?;
+        if run.eval.loss_budget_hit() {
+            // The rule wanted a loss the budget could not pay for: stop where the run is.
+            return Ok(Outcome::OutOfLossBudget);
+        }
         // Apply it and record it.
         self.apply(run, &drawn, loss, step)
     }

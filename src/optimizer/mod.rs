@@ -39,6 +39,9 @@ pub enum Outcome<F> {
     /// The budget of gradient evaluations cannot pay for the batch this iteration needs (to
     /// draw it, or to grow it until it passes the test); no step was taken.
     OutOfBudget,
+    /// The budget of loss evaluations cannot pay for the next one the iteration needs (a
+    /// line-search trial, or the batch loss); no step was taken.
+    OutOfLossBudget,
 }
 
 mod sealed {

@@ -77,8 +77,8 @@ impl<F: Float> RunState<F> {
     }
 
     /// Sizes the work buffers (after a checkpoint is loaded) and starts an iteration with the
-    /// budget `grad_limit`.
-    pub(crate) fn prepare(&mut self, grad_limit: u64) {
+    /// budgets `grad_limit` and `loss_limit`.
+    pub(crate) fn prepare(&mut self, grad_limit: u64, loss_limit: u64) {
         let dim = self.w.len();
         if self.work.gradient.len() != dim {
             self.work = Work {
@@ -87,7 +87,7 @@ impl<F: Float> RunState<F> {
                 next: Array1::zeros(dim),
             };
         }
-        self.eval.prepare(grad_limit);
+        self.eval.prepare(grad_limit, loss_limit);
     }
 
     /// Checks that the run can continue on an objective of `n_samples` samples and dimension

@@ -123,10 +123,15 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
         self.eval.remaining()
     }
 
-    /// The batch loss `ℓ_B(w + alpha·d)`; counts `|B|` loss evaluations.
+    /// The batch loss `ℓ_B(w + alpha·d)`; counts `|B|` loss evaluations. Once the run's
+    /// budget of loss evaluations cannot pay for them it evaluates nothing and returns +∞, and
+    /// the run stops after this iteration with
+    /// [`StopReason::LossBudget`](crate::StopReason::LossBudget).
     pub fn loss_along(&mut self, alpha: F) -> F {
         self.eval.set_trial(self.w, self.direction, alpha);
-        self.eval.trial_loss(self.objective, self.batch)
+        self.eval
+            .trial_loss(self.objective, self.batch)
+            .unwrap_or_else(F::infinity)
     }
 
     /// The batch loss `ℓ_B(w + alpha·d)`, computed together with the batch's gradient
@@ -139,15 +144,21 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
     /// The statistics are kept with the point they belong to: if the step the rule returns
     /// lands exactly on this point, the next iteration starts from them, so an accepted trial
     /// costs one statistics pass instead of a loss pass and a statistics pass. A rejected
-    /// trial costs its gradients for nothing.
+    /// trial costs its gradients for nothing. Out of loss budget, as
+    /// [`loss_along`](Self::loss_along).
     pub fn stats_along(&mut self, alpha: F) -> F {
         self.eval.set_trial(self.w, self.direction, alpha);
-        self.eval.trial_stats(self.objective, self.batch)
+        self.eval
+            .trial_stats(self.objective, self.batch)
+            .unwrap_or_else(F::infinity)
     }
 
-    /// The batch loss at any point; counts `|B|` loss evaluations.
+    /// The batch loss at any point; counts `|B|` loss evaluations. Out of loss budget, as
+    /// [`loss_along`](Self::loss_along).
     pub fn loss_at(&mut self, point: &ArrayRef1<F>) -> F {
-        self.eval.loss(self.objective, point, self.batch)
+        self.eval
+            .loss(self.objective, point, self.batch)
+            .unwrap_or_else(F::infinity)
     }
 
     /// Replaces `stats` by the batch statistics at `point` and returns true, counting `|B|`
@@ -202,7 +213,8 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
     /// measure rounding noise and the search would shrink the step chasing it; then a step that
     /// does not increase the loss is accepted, and the (more precise) gradient keeps guiding the
     /// run. A step that increases the loss is never accepted, and a trial whose loss is not
-    /// finite is shrunk like any other. In that regime `ℓ_B(w)` and the trial's loss are
+    /// finite (an overflow at a step far too long) is shrunk like any other, ten times more,
+    /// and counted ([`Report::non_finite_trials`](crate::Report::non_finite_trials)). In that regime `ℓ_B(w)` and the trial's loss are
     /// computed by the same code path: when the loss at `w` came from statistics merged over
     /// growth rounds (rounded differently from a loss pass), it is evaluated once more with
     /// [`Objective::batch_loss`] before a trial is refused for exceeding it.
@@ -218,9 +230,17 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
     /// the full batch, stops with [`StopReason::NoProgress`](crate::StopReason::NoProgress); a
     /// rule that carries its step over restarts from its initial step.
     ///
+    /// When the run's budget of loss evaluations cannot pay for the next trial, the search
+    /// returns a step size of 0 and the run stops with
+    /// [`StopReason::LossBudget`](crate::StopReason::LossBudget) (or, if every trial it made
+    /// was non-finite, with [`Error::NonFinite`]).
+    ///
     /// # Errors
-    /// [`Error::LineSearchFailed`] when the search runs out while the loss could resolve the
-    /// decrease it asked for, or when `d` is not a descent direction.
+    /// [`Error::NonFinite`] when the search ends without a step and every trial it evaluated
+    /// had a loss that was not finite: the model is not finite along the direction however
+    /// short the step, so no precision or batch can help. [`Error::LineSearchFailed`] when the
+    /// search runs out while the loss could resolve the decrease it asked for, or when `d` is
+    /// not a descent direction.
     pub fn backtrack(
         &mut self,
         alpha: F,
@@ -248,12 +268,24 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
                 .with_backtracks(backtracks)
                 .with_loss_after(f0)
         };
+        // A search that ends without a step after trials that were all non-finite is the
+        // model's fault, not the precision's.
+        let (trials_before, non_finite_before) = self.eval.trials();
+        let all_non_finite = |eval: &Evaluator<F>| {
+            let (t, nf) = eval.trials();
+            t > trials_before && t - trials_before == nf - non_finite_before
+        };
+        let non_finite =
+            || Error::non_finite("loss at every trial point of the line search", iteration);
         let mut alpha = alpha;
         let mut backtracks = 0;
         loop {
             self.eval.set_trial(self.w, self.direction, alpha);
             if self.eval.trial_is(self.w) {
                 // Shorter steps cannot move `w` either.
+                if all_non_finite(self.eval) {
+                    return Err(non_finite());
+                }
                 return Ok(no_step(backtracks, f0));
             }
             let f = if backtracks == 0 && first == FirstTrial::Statistics {
@@ -261,11 +293,22 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
             } else {
                 self.eval.trial_loss(self.objective, self.batch)
             };
+            // Out of loss budget: no step, and the run stops; if every trial so far was
+            // non-finite, that is what the run met.
+            let Some(f) = f else {
+                if all_non_finite(self.eval) {
+                    return Err(non_finite());
+                }
+                return Ok(no_step(backtracks, f0));
+            };
             let required = c * alpha * slope;
             let below_rounding = -required <= allowance;
             if below_rounding && f > f0 && f - f0 <= allowance && !f0_one_pass {
                 // Compare like with like: the loss at `w` by the trial's own code path.
-                f0 = self.eval.loss(self.objective, self.w, self.batch);
+                let Some(again) = self.eval.loss(self.objective, self.w, self.batch) else {
+                    return Ok(no_step(backtracks, f0));
+                };
+                f0 = again;
                 f0_one_pass = true;
             }
             let sufficient = f <= f0 + required;
@@ -276,6 +319,9 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
                     .with_loss_after(f));
             }
             if backtracks == search.max_backtracks || alpha * beta < min_step {
+                if all_non_finite(self.eval) {
+                    return Err(non_finite());
+                }
                 if below_rounding {
                     // Every decrease asked of the last trials was below the rounding of the
                     // loss: the precision is exhausted, the model is not at fault. No step.
@@ -283,11 +329,21 @@ impl<F: Float, O: Objective<F> + ?Sized> StepContext<'_, F, O> {
                 }
                 return Err(fail(backtracks));
             }
-            alpha *= beta;
+            // A non-finite trial says little about how far the finite region reaches: shrink
+            // faster, so that a model that is non-finite along the whole direction costs a
+            // few trials, not a search down to the last bit of `w`.
+            alpha *= if f.is_finite() {
+                beta
+            } else {
+                beta * F::from_f64(NON_FINITE_SHRINK)
+            };
             backtracks += 1;
         }
     }
 }
+
+/// The extra factor by which a search shrinks its step after a non-finite trial.
+const NON_FINITE_SHRINK: f64 = 0.1;
 
 /// The rounding error `ε_F = 10 · ε_F · |f0|` of a batch loss `f0`, below which the Armijo
 /// test cannot resolve a decrease (see [`StepContext::backtrack`]).
