@@ -16,15 +16,18 @@
 //! the same report bit for bit; a failed check is exit code 1 on every worker.
 //!
 //! Options: `--data FILE` (default: the crate's `data/adult.svm.gz`), `--features D` (default
-//! 108), `--dense` (dense rows, better for images), `--epochs E` (default 20), `--lambda L`.
+//! 108), `--dense` (dense rows, better for images), `--epochs E` (default 20), `--lambda L`,
+//! `--panic-on RANK` (that worker panics after its third step: the job must abort, not hang).
 
+use std::ops::ControlFlow;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use bigbatch::data::load_libsvm;
 use bigbatch::distributed::{Layout, MpiWorkers, Sharded, Workers, load_libsvm_shard, mpi};
 use bigbatch::models::Logistic;
-use bigbatch::{BigBatchOptimizer, BigBatchSgd, GradStats, Objective, Report, parallel};
+use bigbatch::observe::from_fn;
+use bigbatch::{BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Objective, Report, parallel};
 use ndarray::Array1;
 
 struct Options {
@@ -34,6 +37,7 @@ struct Options {
     epochs: f64,
     lambda: f64,
     check: bool,
+    panic_on: Option<usize>,
 }
 
 fn options() -> Result<Options, String> {
@@ -44,19 +48,21 @@ fn options() -> Result<Options, String> {
         epochs: 20.0,
         lambda: 1e-4,
         check: false,
+        panic_on: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--dense" => o.dense = true,
             "--check" => o.check = true,
-            "--data" | "--features" | "--epochs" | "--lambda" => {
+            "--data" | "--features" | "--epochs" | "--lambda" | "--panic-on" => {
                 let value = args.next().ok_or(format!("{flag} needs a value"))?;
                 let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
                 match flag.as_str() {
                     "--data" => o.data = value,
                     "--features" => o.features = value.parse().map_err(|e| bad(&e))?,
                     "--epochs" => o.epochs = value.parse().map_err(|e| bad(&e))?,
+                    "--panic-on" => o.panic_on = Some(value.parse().map_err(|e| bad(&e))?),
                     _ => o.lambda = value.parse().map_err(|e| bad(&e))?,
                 }
             }
@@ -91,7 +97,9 @@ fn run(o: &Options, workers: &MpiWorkers) -> bigbatch::Result<bool> {
     if o.dense {
         shard = shard.into_dense();
     }
-    let objective = Sharded::new(Logistic::new(shard, o.lambda)?, workers, Layout::Strided)?;
+    // The local model through `from_local`: a worker whose model cannot be built stops every
+    // worker, none is left waiting.
+    let objective = Sharded::from_local(Logistic::new(shard, o.lambda), workers, Layout::Strided)?;
     let loaded = start.elapsed().as_secs_f64();
     let (n, d) = (objective.n_samples(), objective.dim());
     say(format!(
@@ -127,7 +135,15 @@ fn run(o: &Options, workers: &MpiWorkers) -> bigbatch::Result<bool> {
 
     let optimizer = || BigBatchSgd::builder().max_epochs(o.epochs).build();
     let t = Instant::now();
-    let report = optimizer()?.minimize(&objective, Array1::zeros(d))?;
+    // With `--panic-on RANK`, that worker panics after its third step (a fault injected on
+    // purpose: the job must end, not hang).
+    let mut fault = from_fn(|view: &IterView<'_, f64>| {
+        if o.panic_on == Some(rank) && view.record.iteration == 2 {
+            panic!("worker {rank}: a fault injected by --panic-on");
+        }
+        ControlFlow::Continue(())
+    });
+    let report = optimizer()?.minimize_with(&objective, Array1::zeros(d), &mut fault)?;
     let seconds = t.elapsed().as_secs_f64();
     say(format!(
         "{report}\nthe run took {seconds:.2} s (loading excluded)"

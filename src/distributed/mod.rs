@@ -24,8 +24,11 @@
 //! Failures are collective: a worker that cannot load its shard makes every worker return
 //! [`Error::Rank`] naming it, and a non-finite value met by one worker is
 //! part of the merged statistics, so every worker stops with the same
-//! [`Error::NonFinite`] at the same iteration. No worker is left
-//! waiting for the others.
+//! [`Error::NonFinite`] at the same iteration. A fallible local step of the worker's own (building
+//! its model, say) must go through [`agree`] so that the others learn of its failure;
+//! [`Sharded::from_local`] does that for the model. A worker that panics does not leave the
+//! others waiting either: with [`ThreadRanks`] they fail at once and the panic reaches the
+//! caller; under MPI the panic aborts the job (see `MpiWorkers`).
 //!
 //! Backends: [`Single`] (one worker, no communication), [`ThreadRanks`] (workers as threads of
 //! one process, for tests and for trying the layout), and with the cargo feature `mpi`,

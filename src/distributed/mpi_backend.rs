@@ -5,7 +5,21 @@ use mpi::traits::{Communicator, CommunicatorCollectives};
 
 use super::Workers;
 
+/// The exit code of a job aborted by a panic.
+const PANIC_EXIT_CODE: i32 = 101;
+
+static ABORT_ON_PANIC: std::sync::Once = std::sync::Once::new();
+
 /// The processes of an MPI job (OpenMPI or MPICH), through the `mpi` crate.
+///
+/// A process that panics ends the whole job: [`new`](Self::new) installs a panic hook that,
+/// after the usual message, calls `MPI_Abort` on the world communicator, so the other processes
+/// do not wait for it in a collective call. OpenMPI's `mpirun` then prints that `MPI_ABORT` was
+/// invoked on that rank, kills every process of the job and exits non-zero (CI checks this with
+/// `examples/distributed.rs --panic-on RANK` under a time limit). A process that exits without
+/// a panic after an error that only it met leaves the others waiting: put every fallible local
+/// step through [`agree`](super::agree) (or build the objective with
+/// [`Sharded::from_local`](super::Sharded::from_local)), or call [`abort`](Self::abort).
 ///
 /// ```no_run
 /// use bigbatch::distributed::{MpiWorkers, Workers, mpi};
@@ -30,10 +44,26 @@ impl std::fmt::Debug for MpiWorkers {
 
 impl MpiWorkers {
     /// The workers of a communicator (usually `universe.world()`).
+    ///
+    /// Installs the panic hook that aborts the job (once per process; the hook that was in
+    /// place runs first).
     pub fn new(comm: SimpleCommunicator) -> Self {
         let rank = usize::try_from(comm.rank()).unwrap_or(0);
         let size = usize::try_from(comm.size()).unwrap_or(1);
+        ABORT_ON_PANIC.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                previous(info);
+                eprintln!("worker {rank} panicked: aborting the MPI job");
+                SimpleCommunicator::world().abort(PANIC_EXIT_CODE);
+            }));
+        });
         MpiWorkers { comm, rank, size }
+    }
+    /// Ends the whole job at once with `code` (`MPI_Abort`): for an error met by this process
+    /// alone, outside [`agree`](super::agree), that the others would otherwise wait for.
+    pub fn abort(&self, code: i32) -> ! {
+        self.comm.abort(code)
     }
     /// The communicator.
     pub fn communicator(&self) -> &SimpleCommunicator {

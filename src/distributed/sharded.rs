@@ -41,8 +41,9 @@ pub enum Layout {
 /// let reports = ThreadRanks::run(2, |w| {
 ///     // Each worker keeps every second sample (in practice it would load only those).
 ///     let mine: Vec<usize> = (w.rank()..data.n_samples()).step_by(w.size()).collect();
-///     let local = Logistic::new(data.select(&mine), 1e-3)?;
-///     let objective = Sharded::new(local, &w, Layout::Strided)?;
+///     let local = Logistic::new(data.select(&mine), 1e-3);
+///     // Every worker agrees on whether every local model could be built.
+///     let objective = Sharded::from_local(local, &w, Layout::Strided)?;
 ///     BigBatchSgd::builder().seed(1).build()?.minimize(&objective, Array1::zeros(14))
 /// });
 /// let (a, b) = (reports[0].as_ref().unwrap(), reports[1].as_ref().unwrap());
@@ -109,6 +110,38 @@ impl<O, W: Workers> Sharded<O, W> {
             n_total,
             dim,
         })
+    }
+
+    /// Wraps this worker's local model as its constructor returned it, success or error (a
+    /// collective call: every worker makes it). The workers first agree on the outcome, so a
+    /// worker whose model could not be built stops every worker with [`Error::Rank`], and none
+    /// is left waiting; then as [`new`](Self::new). The right way to build the objective of a
+    /// distributed run:
+    ///
+    /// ```
+    /// use bigbatch::distributed::{Layout, Sharded, ThreadRanks, Workers};
+    /// use bigbatch::{Error, datasets, models::Logistic};
+    ///
+    /// let data = datasets::heart_scale::<f64>();
+    /// let results = ThreadRanks::run(3, |w| {
+    ///     let mine: Vec<usize> = (w.rank()..data.n_samples()).step_by(w.size()).collect();
+    ///     // Worker 1's model is invalid (a negative λ): every worker learns it.
+    ///     let lambda = if w.rank() == 1 { -1.0 } else { 1e-3 };
+    ///     Sharded::from_local(Logistic::new(data.select(&mine), lambda), &w, Layout::Strided)
+    ///         .map(|_| ())
+    /// });
+    /// assert!(results.iter().all(|r| matches!(r, Err(Error::Rank { rank: 1, .. }))));
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Rank`] on every worker, naming the first worker whose `local` is an error;
+    /// otherwise as [`new`](Self::new).
+    pub fn from_local<F: Float>(local: Result<O>, workers: W, layout: Layout) -> Result<Self>
+    where
+        O: Objective<F>,
+    {
+        let local = agree(&workers, local)?;
+        Self::new(local, workers, layout)
     }
 
     /// The local model.
