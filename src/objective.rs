@@ -14,8 +14,11 @@ use crate::stats::GradStats;
 ///
 /// All methods take `&self`: the optimizer owns the random numbers and chooses the indices.
 /// The optimizer never calls a method with an index `≥ n_samples()` or a `w` whose length is
-/// not `dim()`. Methods do not fail; a NaN or an infinity they return stops the run with
-/// [`Error::NonFinite`](crate::Error::NonFinite).
+/// not `dim()`. Methods do not fail; a NaN or an infinity they return at the iterate (in a batch
+/// gradient, loss or variance) stops the run with [`Error::NonFinite`](crate::Error::NonFinite)
+/// and the last finite iterate. At a line search's trial point it counts as a step too long
+/// (an overflow far from the iterate is legitimate) and the search shrinks the step; a search
+/// whose trials are all non-finite stops the run with the same error.
 ///
 /// # Example
 /// A one-parameter model `f_i(w) = (w − a_i)²/2`, whose optimum is the mean of the `a_i`:
