@@ -111,14 +111,8 @@ impl<F: Float> Objective<F> for Faulty {
         F::from_f64(0.5 * self.residual(w, i).powi(2))
     }
     fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
-        if let Some(v) = self.strike(w, 1) {
-            grad.fill(v);
-            return;
-        }
-        let r = self.residual(w, i);
-        for j in 0..DIM {
-            grad[j] = F::from_f64(r * self.x[i][j]);
-        }
+        // One evaluation, one strike of the fault.
+        self.sample_loss_gradient(w, i, grad);
     }
     fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
         if let Some(v) = self.strike(w, 1) {
