@@ -151,13 +151,15 @@ impl<F: Float, M: BatchObjective<F>> Objective<F> for MicroBatched<M> {
         self.model.loss(w, batch)
     }
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        // One gradient and one f64 copy of it, reused by every group.
         let mut grad = Array1::zeros(self.model.dim());
+        let mut mean = Array1::<f64>::zeros(self.model.dim());
         let mut at = 0;
         for size in self.groups.sizes(batch.len()) {
             let group = &batch[at..at + size];
             at += size;
             let loss = self.model.loss_and_gradient(w, group, &mut grad);
-            let mean = grad.mapv(F::as_f64);
+            mean.zip_mut_with(&grad, |m, &g| *m = g.as_f64());
             stats.push_group(size, &mean, Some(loss.as_f64() * size as f64));
         }
     }

@@ -212,23 +212,32 @@ impl StepRule for Adadelta {
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>> {
-        let g = ctx.stats().mean();
+        // The stats and the direction are distinct fields of the context: the direction is
+        // written in place, rounded to `F` as `set_direction` rounds it.
+        let g = ctx.eval.stats().mean();
         sized(&mut self.g2, g.len());
         sized(&mut self.dx2, g.len());
         let (rho, eps, alpha) = (self.rho, self.eps, self.step_size);
-        let mut d = Array1::zeros(g.len());
-        Zip::from(&mut d)
-            .and(&mut self.g2)
-            .and(&mut self.dx2)
-            .and(g)
-            .for_each(|d, g2, dx2, &g| {
-                *g2 = rho * *g2 + (1.0 - rho) * g * g;
-                *d = -((*dx2 + eps).sqrt() / (*g2 + eps).sqrt()) * g;
-                // The running average of the steps actually taken.
-                let taken = alpha * *d;
-                *dx2 = rho * *dx2 + (1.0 - rho) * taken * taken;
-            });
-        ctx.set_direction(&d);
+        // Over plain slices (every vector here is owned, hence contiguous), which the compiler
+        // vectorizes; the arithmetic is element by element either way.
+        let slices = (
+            ctx.direction.as_slice_mut(),
+            self.g2.as_slice_mut(),
+            self.dx2.as_slice_mut(),
+            g.as_slice(),
+        );
+        let (Some(ds), Some(g2s), Some(dx2s), Some(gs)) = slices else {
+            unreachable!("owned vectors are contiguous")
+        };
+        assert_eq!(ds.len(), gs.len(), "Adadelta: direction length");
+        for (((d, g2), dx2), &g) in ds.iter_mut().zip(g2s).zip(dx2s).zip(gs) {
+            *g2 = rho * *g2 + (1.0 - rho) * g * g;
+            let step = -((*dx2 + eps).sqrt() / (*g2 + eps).sqrt()) * g;
+            *d = F::from_f64(step);
+            // The running average of the steps actually taken.
+            let taken = alpha * step;
+            *dx2 = rho * *dx2 + (1.0 - rho) * taken * taken;
+        }
         Ok(Step::new(F::from_f64(alpha)))
     }
 }
