@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 
 use bigbatch_candle::CandleModel;
 use bigbatch_candle::check::{F32_TOLERANCE, F64_TOLERANCE, GradCheck, check_gradients};
+use bigbatch_candle::init::initialize;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap, loss};
-use net::{Net, initialize};
+use net::Net;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
@@ -47,7 +48,7 @@ fn vars_by_name(varmap: &VarMap) -> Vec<Var> {
 fn network(cnn: bool, dtype: DType, dev: &Device) -> candle_core::Result<(VarMap, Net)> {
     let varmap = VarMap::new();
     let net = Net::new(VarBuilder::from_varmap(&varmap, dtype, dev), cnn)?;
-    initialize(&varmap, 7)?;
+    initialize(&varmap, 7).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     Ok((varmap, net))
 }
 

@@ -225,9 +225,13 @@ impl BigBatchSgd<Armijo> {
     /// samples, because a network gains more early from many steps on small batches than from
     /// few accurate ones (the batches grow as the gradient signal fades); Adadelta, whose
     /// per-coordinate scale suited convolutional and dense networks better than line searches
-    /// along `−g_B`, L-BFGS, Adam or momentum at their defaults. With
-    /// [`MicroBatched`](crate::MicroBatched), 8 groups estimate the noise of the first batches
-    /// from groups of 4 samples.
+    /// along `−g_B`, L-BFGS, Adam or momentum at their defaults.
+    ///
+    /// The preset expects per-sample statistics, as every [`Objective`](crate::Objective)
+    /// gives: `bigbatch-candle`'s one-pass model computes them for a network's dense and
+    /// convolutional layers from one backward pass. A model known only by batch means runs
+    /// through [`MicroBatched`](crate::MicroBatched) in 8 groups (`bigbatch_candle::NETWORK_GROUPS`),
+    /// which estimate the noise of the first batches from groups of 4 samples.
     ///
     /// # Example
     /// ```

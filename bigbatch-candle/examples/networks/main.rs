@@ -49,7 +49,7 @@ use std::time::Instant;
 use bigbatch::observe::from_fn;
 use bigbatch::{
     Adadelta, Adam, Armijo, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Groups, IterView,
-    Lbfgs, Momentum, StepIncrease, StepRule,
+    Lbfgs, Momentum, Objective, StepIncrease, StepRule,
 };
 use bigbatch_candle::{CandleModel, idx};
 use candle_core::{DType, Device, Tensor, Var};
@@ -58,7 +58,9 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
 mod net;
-use net::{Net, initialize};
+mod timing;
+use bigbatch_candle::init::initialize;
+use net::Net;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -70,8 +72,6 @@ const ADAM_RATES: [f64; 5] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2];
 const ADADELTA_RATES: [f64; 5] = [0.1, 0.3, 1.0, 3.0, 10.0];
 /// Baselines' batch size.
 const BATCH: usize = 32;
-/// Groups of a big batch (8 groups of 4 samples in the preset's first batch).
-const GROUPS: Groups = Groups::Count(8);
 
 struct Task {
     name: &'static str,
@@ -197,9 +197,16 @@ struct Run {
     seed: u64,
 }
 
+/// How a big batch is evaluated: one pass with per-sample norms, or micro-batches.
+#[derive(Clone, Copy)]
+enum Eval {
+    OnePass,
+    Groups(Groups),
+}
+
 fn big_batch<S: StepRule>(
     builder: BigBatchSgdBuilder<S>,
-    groups: Groups,
+    eval: Eval,
     task: &Task,
     run: &Run,
     epochs: f64,
@@ -214,9 +221,51 @@ fn big_batch<S: StepRule>(
     let model = CandleModel::from_varmap(&varmap, task.n(), |idx: &Tensor| {
         let logits = net.forward(&task.x.index_select(idx, 0)?)?;
         loss::cross_entropy(&logits, &task.y.index_select(idx, 0)?)
-    })?
-    .micro_batched(groups)?;
-    let w0 = model.model().parameters()?;
+    })?;
+    match eval {
+        Eval::OnePass => {
+            let objective = model.one_pass(net.tape())?;
+            train(
+                builder,
+                &objective,
+                objective.model(),
+                &net,
+                task,
+                run,
+                epochs,
+                out,
+            )
+        }
+        Eval::Groups(g) => {
+            let objective = model.micro_batched(g)?;
+            train(
+                builder,
+                &objective,
+                objective.model(),
+                &net,
+                task,
+                run,
+                epochs,
+                out,
+            )
+        }
+    }
+}
+
+/// One big-batch run of `objective`, whose variables `model` holds, with the checkpoints'
+/// measurements written to `out`.
+#[allow(clippy::too_many_arguments)]
+fn train<S: StepRule, O: Objective<f32>, L: Fn(&Tensor) -> candle_core::Result<Tensor>>(
+    builder: BigBatchSgdBuilder<S>,
+    objective: &O,
+    model: &CandleModel<L>,
+    net: &Net,
+    task: &Task,
+    run: &Run,
+    epochs: f64,
+    out: &mut Out,
+) -> Res<()> {
+    let w0 = model.parameters()?;
     let start = Instant::now();
     let mut evaluating = 0.0;
     let mut next = 0;
@@ -230,9 +279,12 @@ fn big_batch<S: StepRule>(
             let seconds = start.elapsed().as_secs_f64() - evaluating;
             let t = Instant::now();
             let measured = (|| -> Res<(f64, f64)> {
-                model.model().set_parameters(v.w)?;
-                let test = net.measure(&task.test.0, &task.test.1)?;
-                let train = net.measure(&task.x, &task.y)?;
+                let (test, train) = model.at(v.w, || -> candle_core::Result<_> {
+                    Ok((
+                        net.measure(&task.test.0, &task.test.1)?,
+                        net.measure(&task.x, &task.y)?,
+                    ))
+                })??;
                 Ok((test.0, train.1))
             })()
             .map_err(|e| e.to_string());
@@ -273,7 +325,7 @@ fn big_batch<S: StepRule>(
         .max_epochs(epochs)
         .seed(run.seed)
         .build()?
-        .minimize_with(&model, w0, &mut observer);
+        .minimize_with(objective, w0, &mut observer);
     if let Some(e) = failure {
         return Err(e.into());
     }
@@ -282,7 +334,7 @@ fn big_batch<S: StepRule>(
             println!("  {}: {report}", run.method);
             // The final iterate, when the budget ran out a little short of the last checkpoint.
             if next < CHECKPOINTS.len() && report.epochs > CHECKPOINTS[next] - 1.0 {
-                model.model().set_parameters(&report.w)?;
+                model.set_parameters(&report.w)?;
                 let (test_acc, _) = net.measure(&task.test.0, &task.test.1)?;
                 let (_, train_loss) = net.measure(&task.x, &task.y)?;
                 let row = Row {
@@ -432,7 +484,7 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
     let mut parts = method.split('+');
     let base = parts.next().unwrap_or_default();
     let mut rule = "";
-    let (mut theta, mut batch, mut lr, mut groups) = (None, None, None, GROUPS);
+    let (mut theta, mut batch, mut lr, mut eval) = (None, None, None, Eval::OnePass);
     for m in parts {
         let Some((key, value)) = m.split_once('=') else {
             rule = m;
@@ -443,7 +495,7 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
             "theta" => theta = Some(v),
             "batch" => batch = Some(v as usize),
             "lr" => lr = Some(v),
-            "groups" => groups = Groups::Count(v as usize),
+            "groups" => eval = Eval::Groups(Groups::Count(v as usize)),
             _ => return Err(format!("unknown modifier {key} (theta, batch, lr, groups)").into()),
         }
     }
@@ -463,7 +515,7 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
         (None, Some(k)) => b.initial_batch(k),
         (None, None) => b,
     };
-    let g = groups;
+    let g = eval;
     match rule {
         // The paper's Armijo rule: backtracking, enlarged only when the batch grows.
         "armijo" => {
@@ -918,6 +970,7 @@ struct Options {
     out: String,
     report: Option<String>,
     svg: Option<String>,
+    timing: Option<usize>,
 }
 
 fn options() -> Res<Options> {
@@ -933,6 +986,7 @@ fn options() -> Res<Options> {
         out: "networks.csv".into(),
         report: None,
         svg: None,
+        timing: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -949,6 +1003,7 @@ fn options() -> Res<Options> {
             "--out" => o.out = value()?,
             "--report" => o.report = Some(value()?),
             "--svg" => o.svg = Some(value()?),
+            "--timing" => o.timing = Some(value()?.parse()?),
             _ => return Err(format!("unknown option {a}").into()),
         }
     }
@@ -964,6 +1019,9 @@ fn main() -> Res<()> {
         return report(path, o.svg.as_deref());
     }
     let task = Task::load(&o.task, o.data.as_deref(), o.train)?;
+    if let Some(reps) = o.timing {
+        return timing::timing(&task, reps.max(1));
+    }
     println!(
         "task {}: {} training images, {} test images, {} epochs",
         task.name,

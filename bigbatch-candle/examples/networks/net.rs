@@ -1,44 +1,55 @@
 //! The networks of the comparison, shared with the adapter's gradient-check test
 //! (`tests/networks.rs`): a small convolutional network and a one-hidden-layer perceptron.
 //!
+//! Their layers are the adapter's `per_sample` wrappers of Candle's, recording on the network's
+//! tape: off (the baselines, the evaluations), they run as Candle's layers do; on, during a
+//! one-pass evaluation, they record what the per-sample gradient norms need.
+//!
 //! The convolutional network pools with [`bigbatch_candle::max_pool2d`], not Candle's
 //! `Tensor::max_pool2d`, whose backward pass is wrong in Candle 0.11 (see
 //! `bigbatch_candle::pool`).
 
-use std::collections::BTreeMap;
-
-use bigbatch_candle::max_pool2d;
-use candle_core::{D, DType, Module, Tensor, Var};
-use candle_nn::{Conv2dConfig, VarBuilder, VarMap, conv2d, linear, loss};
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
+use bigbatch_candle::per_sample::{Conv2d, Dense, conv2d, linear};
+use bigbatch_candle::{Tape, max_pool2d};
+use candle_core::{D, DType, Module, Tensor};
+use candle_nn::{Conv2dConfig, VarBuilder, loss};
 
 /// A network of the comparison: two 5×5 convolutions (8 and 16 channels, ReLU, 2×2 max
 /// pooling) then dense 256 → 64 → 10 with ReLU (`cnn`), or dense 784 → 100 → 10 with tanh.
 pub struct Net {
-    convs: Option<(candle_nn::Conv2d, candle_nn::Conv2d)>,
-    fc1: candle_nn::Linear,
-    fc2: candle_nn::Linear,
+    convs: Option<(Conv2d, Conv2d)>,
+    fc1: Dense,
+    fc2: Dense,
+    tape: Tape,
 }
 
 impl Net {
     pub fn new(vb: VarBuilder, cnn: bool) -> candle_core::Result<Self> {
+        let tape = Tape::new();
         if !cnn {
             return Ok(Net {
                 convs: None,
-                fc1: linear(784, 100, vb.pp("fc1"))?,
-                fc2: linear(100, 10, vb.pp("fc2"))?,
+                fc1: linear(784, 100, vb.pp("fc1"), &tape)?,
+                fc2: linear(100, 10, vb.pp("fc2"), &tape)?,
+                tape,
             });
         }
         let cfg = Conv2dConfig::default();
         Ok(Net {
             convs: Some((
-                conv2d(1, 8, 5, cfg, vb.pp("c1"))?,
-                conv2d(8, 16, 5, cfg, vb.pp("c2"))?,
+                conv2d(1, 8, 5, cfg, vb.pp("c1"), &tape)?,
+                conv2d(8, 16, 5, cfg, vb.pp("c2"), &tape)?,
             )),
-            fc1: linear(256, 64, vb.pp("fc1"))?,
-            fc2: linear(64, 10, vb.pp("fc2"))?,
+            fc1: linear(256, 64, vb.pp("fc1"), &tape)?,
+            fc2: linear(64, 10, vb.pp("fc2"), &tape)?,
+            tape,
         })
+    }
+
+    /// The tape the layers record on.
+    #[allow(dead_code)] // the gradient-check test does not use it
+    pub fn tape(&self) -> &Tape {
+        &self.tape
     }
 
     /// Logits of images `(n, 784)`.
@@ -80,24 +91,4 @@ impl Net {
         }
         Ok((right / n as f64, total / n as f64))
     }
-}
-
-/// Draws every variable uniformly in `±1/√fan_in` (the usual default of dense and
-/// convolutional layers), with the seed, in the order of the variables' names (drawn in `f32`
-/// and converted to the variables' type).
-pub fn initialize(varmap: &VarMap, seed: u64) -> candle_core::Result<()> {
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-    let vars = varmap.data().lock().expect("variables").clone();
-    let vars: BTreeMap<String, Var> = vars.into_iter().collect();
-    for (name, var) in &vars {
-        let layer = name.rsplit_once('.').map_or(name.as_str(), |(l, _)| l);
-        let weight = &vars[&format!("{layer}.weight")];
-        let fan_in = weight.elem_count() / weight.dims()[0];
-        let bound = 1.0 / (fan_in as f32).sqrt();
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| rng.random_range(-bound..bound))
-            .collect();
-        var.set(&Tensor::from_vec(values, var.shape(), var.device())?.to_dtype(var.dtype())?)?;
-    }
-    Ok(())
 }
