@@ -259,6 +259,55 @@ pub(crate) fn add_row<F: Float>(out: &mut [f64], row: &[F], c: f64) {
 mod tests {
     use super::*;
 
+    /// A non-finite value anywhere (in a block of lanes or in the tail), in f32 and f64.
+    #[test]
+    fn all_finite_finds_every_non_finite_element() {
+        fn check<F: Float>() {
+            for n in [0usize, 1, 7, 8, 9, 30] {
+                let x = ndarray::Array1::from_shape_fn(n, |i| F::from_f64(i as f64 - 3.5));
+                assert!(all_finite(&x), "n = {n}");
+                for i in 0..n {
+                    for bad in [F::nan(), F::infinity(), F::neg_infinity()] {
+                        let mut y = x.clone();
+                        y[i] = bad;
+                        assert!(!all_finite(&y), "n = {n}, element {i} = {bad:?}");
+                    }
+                }
+            }
+            let big = ndarray::Array1::from_elem(20, F::max_value());
+            assert!(all_finite(&big));
+            // Not contiguous: every other element.
+            let mut z = ndarray::Array1::from_elem(10, F::one());
+            z[3] = F::nan();
+            assert!(!all_finite(&z.slice(ndarray::s![1..;2])));
+            assert!(all_finite(&z.slice(ndarray::s![0..;2])));
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// The multiversioned kernel gives the bits of the formula written out element by element.
+    #[test]
+    fn adadelta_kernel_matches_the_formula() {
+        let n = 37;
+        let g: Vec<f64> = (0..n).map(|i| ((i * 7 % 11) as f64 - 5.0) * 0.3).collect();
+        let (rho, eps, alpha) = (0.9, 1e-6, 0.7);
+        let (mut g2, mut dx2) = (vec![0.1; n], vec![0.02; n]);
+        let mut d = vec![0.0f32; n];
+        let (mut g2r, mut dx2r) = (g2.clone(), dx2.clone());
+        adadelta(&mut d, &mut g2, &mut dx2, &g, (rho, eps, alpha));
+        for i in 0..n {
+            g2r[i] = rho * g2r[i] + (1.0 - rho) * g[i] * g[i];
+            let step = -((dx2r[i] + eps).sqrt() / (g2r[i] + eps).sqrt()) * g[i];
+            dx2r[i] = rho * dx2r[i] + (1.0 - rho) * (alpha * step) * (alpha * step);
+            assert_eq!(d[i].to_bits(), (step as f32).to_bits(), "{i}");
+            assert_eq!(
+                (g2[i].to_bits(), dx2[i].to_bits()),
+                (g2r[i].to_bits(), dx2r[i].to_bits())
+            );
+        }
+    }
+
     /// The dense statistics sweep gives the bits of the plain sequence: `dot` of each row, its
     /// coefficient, then `add_row` of each row in order.
     #[test]
@@ -315,5 +364,49 @@ mod tests {
                 assert!((out[j] - expected).abs() < 1e-12, "n = {n}, j = {j}");
             }
         }
+    }
+}
+
+/// Whether every element of `x` is finite: `x · 0` is zero for a finite element and NaN for an
+/// infinite or NaN one, summed in eight lanes without an early exit (which the compiler
+/// vectorizes, where a test per element with an exit does not).
+pub(crate) fn all_finite<F: Float>(x: &ndarray::ArrayRef1<F>) -> bool {
+    let Some(s) = x.as_slice() else {
+        return x.iter().all(|v| v.is_finite());
+    };
+    let mut acc = [F::zero(); LANES];
+    let chunks = s.chunks_exact(LANES);
+    let tail = chunks.remainder().iter().all(|v| v.is_finite());
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v * F::zero();
+        }
+    }
+    tail && sum_lanes(acc).is_finite()
+}
+
+/// Adadelta's update of its running averages `g2` (of `g²`) and `dx2` (of the steps taken),
+/// and its direction `d = −√(dx2 + ε)/√(g2 + ε)·g` rounded to `F`; element by element, so the
+/// same bits on every target (the wider ones only take more elements per instruction: square
+/// roots and divisions dominate).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512vl+avx2+fma+avx",
+    "x86_64+avx2+fma+avx",
+    "x86_64+avx"
+))]
+pub(crate) fn adadelta<F: Float>(
+    d: &mut [F],
+    g2: &mut [f64],
+    dx2: &mut [f64],
+    g: &[f64],
+    (rho, eps, alpha): (f64, f64, f64),
+) {
+    for (((d, g2), dx2), &g) in d.iter_mut().zip(g2).zip(dx2).zip(g) {
+        *g2 = rho * *g2 + (1.0 - rho) * g * g;
+        let step = -((*dx2 + eps).sqrt() / (*g2 + eps).sqrt()) * g;
+        *d = F::from_f64(step);
+        // The running average of the steps actually taken.
+        let taken = alpha * step;
+        *dx2 = rho * *dx2 + (1.0 - rho) * taken * taken;
     }
 }

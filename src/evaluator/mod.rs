@@ -388,7 +388,7 @@ pub(super) fn same_bits<F: Float>(a: &Array1<F>, b: &Array1<F>) -> bool {
 
 /// Checks that batch statistics are finite.
 fn check_stats<F: Float>(stats: &GradStats<F>, iteration: usize) -> Result<()> {
-    if stats.mean().iter().any(|x| !x.is_finite()) {
+    if !crate::kernels::all_finite(stats.mean()) {
         return Err(Error::non_finite("gradient", iteration));
     }
     if !stats.sum_sq_dev().is_finite() {

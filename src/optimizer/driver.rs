@@ -153,7 +153,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             &run.work.direction,
             step.step_size,
         );
-        if run.work.next.iter().any(|x| !x.is_finite()) {
+        if !crate::kernels::all_finite(&run.work.next) {
             return Err(Error::non_finite("iterate", it));
         }
         let record = IterRecord {

@@ -252,6 +252,21 @@ impl<F: Float> GradStats<F> {
         if count == 0 {
             return;
         }
+        if self.count == 0 {
+            // The first part: the general update with na = 0 (weight 1 on the part, no
+            // deviation term), without the sum of squared deltas that it multiplies by zero.
+            Zip::from(&mut self.mean)
+                .and(mean)
+                .for_each(|ma, &mb| *ma = 0.0 + mb);
+            self.m2 += m2;
+            self.count = count;
+            self.groups += groups;
+            if let Some(l) = loss_sum {
+                self.loss_sum += l;
+                self.loss_count += count;
+            }
+            return;
+        }
         let na = self.count as f64;
         let nb = count as f64;
         let wb = nb / (na + nb);
@@ -332,7 +347,7 @@ impl<F: Float> GradStats<F> {
 
     /// Whether the mean, the sum of squared deviations and the loss sum are all finite.
     pub fn is_finite(&self) -> bool {
-        self.mean.iter().all(|x| x.is_finite()) && self.m2.is_finite() && self.loss_sum.is_finite()
+        crate::kernels::all_finite(&self.mean) && self.m2.is_finite() && self.loss_sum.is_finite()
     }
 }
 

@@ -218,8 +218,7 @@ impl StepRule for Adadelta {
         sized(&mut self.g2, g.len());
         sized(&mut self.dx2, g.len());
         let (rho, eps, alpha) = (self.rho, self.eps, self.step_size);
-        // Over plain slices (every vector here is owned, hence contiguous), which the compiler
-        // vectorizes; the arithmetic is element by element either way.
+        // Over plain slices (every vector here is owned, hence contiguous).
         let slices = (
             ctx.direction.as_slice_mut(),
             self.g2.as_slice_mut(),
@@ -230,14 +229,7 @@ impl StepRule for Adadelta {
             unreachable!("owned vectors are contiguous")
         };
         assert_eq!(ds.len(), gs.len(), "Adadelta: direction length");
-        for (((d, g2), dx2), &g) in ds.iter_mut().zip(g2s).zip(dx2s).zip(gs) {
-            *g2 = rho * *g2 + (1.0 - rho) * g * g;
-            let step = -((*dx2 + eps).sqrt() / (*g2 + eps).sqrt()) * g;
-            *d = F::from_f64(step);
-            // The running average of the steps actually taken.
-            let taken = alpha * step;
-            *dx2 = rho * *dx2 + (1.0 - rho) * taken * taken;
-        }
+        crate::kernels::adadelta(ds, g2s, dx2s, gs, (rho, eps, alpha));
         Ok(Step::new(F::from_f64(alpha)))
     }
 }
