@@ -125,9 +125,9 @@ impl<L: Fn(&Tensor) -> candle_core::Result<Tensor>> OnePass<L> {
                 return Ok(Err(e));
             }
             self.model.read_gradients(&grads, mean, 0.0, f64::from)?;
+            let mean_sq = sum_sq(mean);
             let n = indices.len();
             let sq: f64 = per_sample::sq_norms(&records, &grads, n)?.iter().sum();
-            let mean_sq: f64 = mean.iter().map(|g| g * g).sum();
             Ok(Ok((value * n as f64, (sq - n as f64 * mean_sq).max(0.0))))
         };
         run().map_err(|e| e.to_string())?
@@ -209,4 +209,18 @@ impl<L: Fn(&Tensor) -> candle_core::Result<Tensor>> Objective<f32> for OnePass<L
             }
         }
     }
+}
+
+/// `Σ x²` in eight interleaved partial sums (which the compiler vectorizes, where one running
+/// sum waits on each addition), added in a fixed order: the same bits on every run.
+fn sum_sq(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|v| v * v).sum();
+    for c in chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += v * v;
+        }
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail
 }
