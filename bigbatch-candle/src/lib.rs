@@ -57,6 +57,7 @@ pub mod data;
 pub mod idx;
 pub mod init;
 mod model;
+mod norms;
 mod one_pass;
 pub mod per_sample;
 pub mod pool;

@@ -7,16 +7,19 @@
 //!     [--method M]... [--seeds S] [--seed-from K] [--rule-seeds S] [--epochs E] [--train N]
 //!     [--data DIR] [--out FILE.csv]
 //! cargo run --release -p bigbatch-candle --example networks -- --report FILE.csv [--svg DIR]
+//! cargo run --release -p bigbatch-candle --example networks -- --task T --timing REPS
 //! ```
 //!
 //! A big-batch method is `preset` (`BigBatchSgd::network()`: fresh batches from 32 samples,
 //! θ = 2, Adadelta steps), `preset+RULE` (the same with the rule `armijo` (the paper's: enlarged
 //! only when the batch grows), `lbfgs`, `adam` or `momentum` at its defaults), `default` (`BigBatchSgd::builder()`: L-BFGS on a persistent
-//! batch, θ = 1) or `paper` (`BigBatchSgd::paper()`), each evaluated in 8 groups; modifiers
-//! `+theta=T`, `+batch=K`, `+groups=G`, `+lr=A` (the rule's step size) change a setting. A
+//! batch, θ = 1) or `paper` (`BigBatchSgd::paper()`), each evaluated in one pass with per-sample
+//! gradient norms (`CandleModel::one_pass`); modifiers `+theta=T`, `+batch=K`, `+lr=A` (the
+//! rule's step size) change a setting, and `+groups=G` evaluates in G micro-batches instead
+//! (`MicroBatched`; the rows of the comparison named `…+groups=8` were measured so). A
 //! baseline is `sgd:LR`, `adam:LR` or `adadelta:LR` (Candle's SGD and AdamW without weight
 //! decay, and Adadelta with ρ = 0.9, on batches of 32 in a fresh order every epoch, constant
-//! learning rate LR). `--method grid` is the whole comparison: the preset for `--seeds` seeds
+//! learning rate LR). `--method grid` is the whole comparison: the preset (in one pass and in 8 micro-batches) for `--seeds` seeds
 //! (default 3), every other big-batch method for `--rule-seeds` (default 1), each baseline at 5
 //! learning rates; `--seed-from K` skips a method's seeds below K. Every run starts from weights drawn with its seed (baselines: seed 0) and
 //! records, after epochs 1, 2, 3, 5, 7, 10, 15 and 20 (an epoch is N per-sample gradients,
@@ -32,6 +35,10 @@
 //! `--data` is the directory of the four Fashion-MNIST IDX files (default
 //! `../shared/data/fashion-mnist`; Debian's `dataset-fashion-mnist` installs them) or, for
 //! `mnist`, of `mnist10k.{train,test}.svm.gz` (default `../shared/data`).
+//!
+//! `--timing REPS` times one epoch of batches of 32 through each part of an evaluation (forward,
+//! backward, per-sample norms, batch statistics, micro-batches, the preset's whole loop) and
+//! Candle's AdamW on the same batches, best of REPS, and prints the table (`timing.rs`).
 //!
 //! `--report` reads such a CSV and prints the comparison table (Markdown): each baseline at the
 //! learning rate that did best at each epoch count, in hindsight; the median (and range) over
@@ -539,10 +546,12 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
     }
 }
 
-/// Every run of the comparison: (method, seed): the preset for `seeds` seeds, the other
+/// Every run of the comparison: (method, seed): the preset for `seeds` seeds in one pass and in
+/// 8 micro-batches, the other
 /// big-batch methods for `rule_seeds`, each baseline at its 5 learning rates (seed 0).
 fn grid(seeds: u64, rule_seeds: u64) -> Vec<(String, u64)> {
     let mut runs: Vec<(String, u64)> = (0..seeds).map(|s| ("preset".to_string(), s)).collect();
+    runs.extend((0..seeds).map(|s| ("preset+groups=8".to_string(), s)));
     for m in [
         "preset+armijo",
         "preset+lbfgs",
