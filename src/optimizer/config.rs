@@ -223,9 +223,18 @@ impl BigBatchSgd<Armijo> {
     /// rules on the same batches: fresh batches, because a network with more parameters than
     /// a persistent batch has samples fits that batch and generalizes worse; θ = 2 and 32
     /// samples, because a network gains more early from many steps on small batches than from
-    /// few accurate ones (the batches grow as the gradient signal fades); Adadelta, whose
+    /// few accurate ones; Adadelta, whose
     /// per-coordinate scale suited convolutional and dense networks better than line searches
     /// along `−g_B`, L-BFGS, Adam or momentum at their defaults.
+    ///
+    /// **Its batch does not grow.** At θ = 2 the (biased) test passes in expectation for every
+    /// batch (see [`BatchTest`](crate::BatchTest#what-the-test-tests-in-expectation)): measured
+    /// on the comparison's networks, final batches of 32 to 44 samples after 20 epochs. Tests
+    /// under which the batch grows with its noise (θ < 1, or the unbiased signal) grow it to the
+    /// whole data set within a few epochs, and Adadelta's steps, which do not lengthen with the
+    /// batch, then take too few of them (MNIST perceptron, 20 epochs: 92.6 % at θ = 1 and 91.8 %
+    /// with the unbiased signal at θ = 2, against 95.8 % for the preset). A preset whose batch
+    /// grows needs steps that grow with it.
     ///
     /// The preset expects per-sample statistics, as every [`Objective`](crate::Objective)
     /// gives: `bigbatch-candle`'s one-pass model computes them for a network's dense and

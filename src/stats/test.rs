@@ -12,6 +12,29 @@ use crate::float::Float;
 /// ```
 ///
 /// A batch holding every sample (`n = N`) always passes: its gradient is exact.
+///
+/// # What the test tests, in expectation
+/// For a batch of `n` samples drawn from per-sample gradients of mean `∇ℓ` and total variance
+/// `tr Σ`, `E V_B = tr Σ` and `E‖g_B‖² = ‖∇ℓ‖² + tr Σ/n` (sampling with replacement; `φ`
+/// scales the noise term without it). The biased form `V_B/n ≤ θ²‖g_B‖²` therefore passes in
+/// expectation when
+///
+/// ```text
+/// (1 − θ²) · tr Σ / n  ≤  θ² ‖∇ℓ‖²
+/// ```
+///
+/// - For **θ < 1** it asks for `n ≥ (1 − θ²)/θ² · tr Σ/‖∇ℓ‖²`: a batch that grows with the noise
+///   scale `B_noise = tr Σ/‖∇ℓ‖²`.
+/// - For **θ = 1** the condition holds for every batch: the test fails only by chance, when the
+///   estimates fluctuate (near a stationary point, where `‖∇ℓ‖²` is small against `tr Σ/n`, about
+///   half the time), and the batch grows by those chances.
+/// - For **θ > 1** it holds for every batch with room to spare: even at a stationary point
+///   (`E‖g_B‖² = tr Σ/n`) only a variance estimate about θ² times too large fails it (four times
+///   at θ = 2), and the batch practically never grows.
+///
+/// The unbiased form (`unbiased_signal`) compares the noise with `‖g_B‖² − V_B/n`, whose
+/// expectation is `‖∇ℓ‖²`, and passes in expectation when `n ≥ B_noise/θ²`: the batch grows with
+/// the noise scale for every θ.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

@@ -15,7 +15,8 @@
 //! only when the batch grows), `lbfgs`, `adam` or `momentum` at its defaults), `default` (`BigBatchSgd::builder()`: L-BFGS on a persistent
 //! batch, θ = 1) or `paper` (`BigBatchSgd::paper()`), each evaluated in one pass with per-sample
 //! gradient norms (`CandleModel::one_pass`); modifiers `+theta=T`, `+batch=K`, `+lr=A` (the
-//! rule's step size) change a setting, and `+groups=G` evaluates in G micro-batches instead
+//! rule's step size) change a setting, `+unbiased` tests against the unbiased signal
+//! (`unbiased_signal(true)`), and `+groups=G` evaluates in G micro-batches instead
 //! (`MicroBatched`; the rows of the comparison named `…+groups=8` were measured so). A
 //! baseline is `sgd:LR`, `adam:LR` or `adadelta:LR` (Candle's SGD and AdamW without weight
 //! decay, and Adadelta with ρ = 0.9, on batches of 32 in a fresh order every epoch, constant
@@ -492,9 +493,14 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
     let base = parts.next().unwrap_or_default();
     let mut rule = "";
     let (mut theta, mut batch, mut lr, mut eval) = (None, None, None, Eval::OnePass);
+    let mut unbiased = false;
     for m in parts {
         let Some((key, value)) = m.split_once('=') else {
-            rule = m;
+            if m == "unbiased" {
+                unbiased = true;
+            } else {
+                rule = m;
+            }
             continue;
         };
         let v: f64 = value.parse().map_err(|e| format!("modifier {m}: {e}"))?;
@@ -522,6 +528,7 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
         (None, Some(k)) => b.initial_batch(k),
         (None, None) => b,
     };
+    let b = b.unbiased_signal(unbiased);
     let g = eval;
     match rule {
         // The paper's Armijo rule: backtracking, enlarged only when the batch grows.
