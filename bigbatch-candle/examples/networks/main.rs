@@ -16,7 +16,8 @@
 //! batch, θ = 1) or `paper` (`BigBatchSgd::paper()`), each evaluated in one pass with per-sample
 //! gradient norms (`CandleModel::one_pass`); modifiers `+theta=T`, `+batch=K`, `+lr=A` (the
 //! rule's step size) change a setting, `+unbiased` tests against the unbiased signal
-//! (`unbiased_signal(true)`), and `+groups=G` evaluates in G micro-batches instead
+//! (`unbiased_signal(true)`), `+gain` scales the steps of Adadelta or Adam by the gain ratio
+//! of the batch (a pilot, `gain.rs`), and `+groups=G` evaluates in G micro-batches instead
 //! (`MicroBatched`; the rows of the comparison named `…+groups=8` were measured so). A
 //! baseline is `sgd:LR`, `adam:LR` or `adadelta:LR` (Candle's SGD and AdamW without weight
 //! decay, and Adadelta with ρ = 0.9, on batches of 32 in a fresh order every epoch, constant
@@ -65,9 +66,11 @@ use candle_nn::{Optimizer, VarBuilder, VarMap, loss};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
+mod gain;
 mod net;
 mod timing;
 use bigbatch_candle::init::initialize;
+use gain::Gained;
 use net::Net;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -493,11 +496,13 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
     let base = parts.next().unwrap_or_default();
     let mut rule = "";
     let (mut theta, mut batch, mut lr, mut eval) = (None, None, None, Eval::OnePass);
-    let mut unbiased = false;
+    let (mut unbiased, mut gain) = (false, false);
     for m in parts {
         let Some((key, value)) = m.split_once('=') else {
             if m == "unbiased" {
                 unbiased = true;
+            } else if m == "gain" {
+                gain = true;
             } else {
                 rule = m;
             }
@@ -529,6 +534,9 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
         (None, None) => b,
     };
     let b = b.unbiased_signal(unbiased);
+    if gain && !matches!(rule, "adadelta" | "adam") {
+        return Err(format!("+gain applies to the adadelta and adam rules, not {rule}").into());
+    }
     let g = eval;
     match rule {
         // The paper's Armijo rule: backtracking, enlarged only when the batch grows.
@@ -539,10 +547,32 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
         "lbfgs" => big_batch(b.step(Lbfgs::new()), g, task, &run, epochs, out),
         "adam" => {
             let rule = lr.map_or(Adam::new(), |a| Adam::new().step_size(a));
+            if gain {
+                let b0 = b.clone().build()?.initial_batch();
+                return big_batch(
+                    b.step(Gained { inner: rule, b0 }),
+                    g,
+                    task,
+                    &run,
+                    epochs,
+                    out,
+                );
+            }
             big_batch(b.step(rule), g, task, &run, epochs, out)
         }
         "adadelta" => {
             let rule = lr.map_or(Adadelta::new(), |a| Adadelta::new().step_size(a));
+            if gain {
+                let b0 = b.clone().build()?.initial_batch();
+                return big_batch(
+                    b.step(Gained { inner: rule, b0 }),
+                    g,
+                    task,
+                    &run,
+                    epochs,
+                    out,
+                );
+            }
             big_batch(b.step(rule), g, task, &run, epochs, out)
         }
         "momentum" => {
