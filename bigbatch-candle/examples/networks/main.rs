@@ -19,11 +19,14 @@
 //! (`unbiased_signal(true)`), `+gain` scales the steps of Adadelta or Adam by the gain ratio
 //! of the batch (a pilot, `gain.rs`), and `+groups=G` evaluates in G micro-batches instead
 //! (`MicroBatched`; the rows of the comparison named `…+groups=8` were measured so). A
-//! baseline is `sgd:LR`, `adam:LR` or `adadelta:LR` (Candle's SGD and AdamW without weight
-//! decay, and Adadelta with ρ = 0.9, on batches of 32 in a fresh order every epoch, constant
-//! learning rate LR). `--method grid` is the whole comparison: the preset (in one pass and in 8 micro-batches) for `--seeds` seeds
-//! (default 3), every other big-batch method for `--rule-seeds` (default 1), each baseline at 5
-//! learning rates; `--seed-from K` skips a method's seeds below K. Every run starts from weights drawn with its seed (baselines: seed 0) and
+//! baseline is `sgd:LR`, `adam:LR`, `adadelta:LR` or `sfadamw:LR` (Candle's SGD and AdamW
+//! without weight decay, Adadelta with ρ = 0.9, and Schedule-Free AdamW, `sfadamw.rs`, evaluated
+//! at its average; on batches of 32 in a fresh order every epoch, constant learning rate LR).
+//! `--method grid` is the whole comparison: the preset (in one pass and in 8 micro-batches) for
+//! `--seeds` seeds (default 3), every other big-batch method for `--rule-seeds` (default 1),
+//! each baseline at 5 learning rates and Schedule-Free AdamW at its default 0.0025; `--seed-from
+//! K` skips a method's seeds below K. Every run starts from weights drawn with its seed
+//! (baselines: seed 0) and
 //! records, after epochs 1, 2, 3, 5, 7, 10, 15 and 20 (an epoch is N per-sample gradients,
 //! micro-batches included), the test accuracy, the mean training loss on the whole training
 //! set and the training time (evaluations excluded), one CSV line each, appended to `--out`
@@ -68,10 +71,12 @@ use rand::{RngExt, SeedableRng};
 
 mod gain;
 mod net;
+mod sfadamw;
 mod timing;
 use bigbatch_candle::init::initialize;
 use gain::Gained;
 use net::Net;
+use sfadamw::ScheduleFreeAdamW;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -425,7 +430,8 @@ fn baseline(task: &Task, run: &Run, epochs: f64, out: &mut Out) -> Res<()> {
             ..Default::default()
         },
     )?;
-    let mut adadelta = CandleAdadelta::new(vars, run.lr)?;
+    let mut adadelta = CandleAdadelta::new(vars.clone(), run.lr)?;
+    let mut sf = ScheduleFreeAdamW::new(vars, run.lr)?;
     let n = task.n();
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(run.seed ^ 0x5eed);
@@ -442,14 +448,25 @@ fn baseline(task: &Task, run: &Run, epochs: f64, out: &mut Out) -> Res<()> {
             match kind {
                 "sgd" => sgd.backward_step(&l)?,
                 "adam" => adam.backward_step(&l)?,
+                "sfadamw" => sf.backward_step(&l)?,
                 _ => adadelta.backward_step(&l)?,
             }
         }
         seconds += t.elapsed().as_secs_f64();
         if next < CHECKPOINTS.len() && epoch as f64 >= CHECKPOINTS[next] {
             next += 1;
-            let (test_acc, _) = net.measure(&task.test.0, &task.test.1)?;
-            let (_, train_loss) = net.measure(&task.x, &task.y)?;
+            let measure = || -> candle_core::Result<_> {
+                Ok((
+                    net.measure(&task.test.0, &task.test.1)?.0,
+                    net.measure(&task.x, &task.y)?.1,
+                ))
+            };
+            // Schedule-Free is evaluated at its average.
+            let (test_acc, train_loss) = if kind == "sfadamw" {
+                sf.at_average(measure)?
+            } else {
+                measure()?
+            };
             let row = Row {
                 epoch: epoch as f64,
                 test_acc,
@@ -484,8 +501,8 @@ fn run_method(task: &Task, method: &str, seed: u64, epochs: f64, out: &mut Out) 
         seed,
     };
     if let Some((kind, lr)) = method.split_once(':') {
-        if !matches!(kind, "sgd" | "adam" | "adadelta") {
-            return Err(format!("unknown baseline {kind} (sgd, adam or adadelta)").into());
+        if !matches!(kind, "sgd" | "adam" | "adadelta" | "sfadamw") {
+            return Err(format!("unknown baseline {kind} (sgd, adam, adadelta or sfadamw)").into());
         }
         run.method = kind.to_string();
         run.lr = lr.parse().map_err(|e| format!("learning rate {lr}: {e}"))?;
@@ -606,6 +623,8 @@ fn grid(seeds: u64, rule_seeds: u64) -> Vec<(String, u64)> {
     ] {
         runs.extend(rates.iter().map(|lr| (format!("{kind}:{lr}"), 0)));
     }
+    // Schedule-Free AdamW at its published defaults only: the untuned alternative.
+    runs.push((format!("sfadamw:{}", ScheduleFreeAdamW::DEFAULT_LR), 0));
     runs
 }
 
