@@ -79,8 +79,11 @@ pub fn run(bytes: &[u8]) {
     let x = Array2::from_shape_fn((n, d), |_| b.value());
     let y: Array1<f64> = (0..n).map(|_| b.value()).collect();
     let sparse = b.below(2) == 1;
+    // θ > 1 only with the unbiased signal (the biased test is refused there).
+    let theta = 0.05 + f64::from(b.byte()) / 64.0;
     let builder = BigBatchSgd::builder()
-        .theta(0.05 + f64::from(b.byte()) / 64.0)
+        .theta(theta)
+        .unbiased_signal(theta > 1.0)
         .initial_batch(2 + b.below(20))
         .growth(0.01 + f64::from(b.byte()) / 128.0)
         .growth_rule(if b.below(2) == 0 {
@@ -97,7 +100,8 @@ pub fn run(bytes: &[u8]) {
         .tolerance(if b.below(2) == 0 { 0.0 } else { 1e-8 })
         .max_epochs(0.5 + f64::from(b.byte()) / 32.0)
         .max_iterations(1 + b.below(60))
-        .seed(u64::from(b.byte()));
+        .seed(u64::from(b.byte()))
+        .smoothing(0.3 * (b.below(4) as f64));
     let alpha = 10f64.powf(f64::from(b.byte()) / 32.0 - 6.0);
     let data = match Dataset::from_dense(x, y.clone()) {
         Ok(data) if sparse => data.into_sparse(),

@@ -169,8 +169,8 @@ pub use optimizer::{
 pub use report::{IterRecord, Report, StopReason};
 pub use stats::{BatchTest, GradStats};
 pub use step::{
-    Adadelta, Adam, Armijo, BarzilaiBorwein, FirstTrial, Fixed, Lbfgs, LineSearch, Momentum, Step,
-    StepContext, StepIncrease, StepRule,
+    Adadelta, Adam, Armijo, BarzilaiBorwein, FirstTrial, Fixed, GainScaled, Lbfgs, LineSearch,
+    Momentum, Step, StepContext, StepIncrease, StepRule,
 };
 
 /// The README's code blocks, compiled and run as doc tests.

@@ -17,6 +17,21 @@ fn param_error<S: StepRule>(b: BigBatchSgdBuilder<S>) -> &'static str {
     }
 }
 
+/// Above 1 the biased test passes in expectation for every batch: it is refused, and the
+/// unbiased form, whose batch grows with the noise scale for every θ, is accepted.
+#[test]
+fn theta_above_one_needs_the_unbiased_signal() {
+    let b = BigBatchSgd::builder;
+    for theta in [1.0 + 1e-9, 2.0, 10.0] {
+        assert_eq!(param_error(b().theta(theta)), "theta", "theta = {theta}");
+        let msg = b().theta(theta).build().unwrap_err().to_string();
+        assert!(msg.contains("unbiased_signal"), "{msg}");
+        assert!(b().theta(theta).unbiased_signal(true).build().is_ok());
+    }
+    assert!(b().theta(1.0).build().is_ok());
+    assert!(b().theta(0.5).build().is_ok());
+}
+
 #[test]
 fn each_invalid_parameter_is_named() {
     let b = BigBatchSgd::builder;

@@ -126,7 +126,13 @@ impl Config {
         }
     }
     fn apply<S>(&self, b: BigBatchSgdBuilder<S>) -> BigBatchSgdBuilder<S> {
-        b.theta(self.theta)
+        // θ > 1 is valid only with the unbiased signal.
+        let theta = if self.unbiased {
+            self.theta
+        } else {
+            self.theta.min(1.0)
+        };
+        b.theta(theta)
             .initial_batch(self.initial_batch)
             .growth(self.growth)
             .growth_rule(self.growth_rule)

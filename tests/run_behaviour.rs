@@ -551,7 +551,7 @@ fn a_fitted_persistent_batch_does_not_stop_the_run<F: Float>() {
     let targets: Array1<F> = (0..n).map(|i| F::from_f64(1.0 + (i % 7) as f64)).collect();
     let objective = OwnCoordinate(targets.clone());
     let report = BigBatchSgd::builder()
-        .theta(2.0)
+        .theta(1.0)
         .build()
         .unwrap()
         .minimize(&objective, Array1::zeros(n))

@@ -10,13 +10,14 @@ use super::config::{BatchMode, BigBatchSgd, GrowthRule};
 ///
 /// | setter | meaning | default |
 /// |---|---|---|
-/// | `theta` | θ > 0 of the test `V_B/n ≤ θ²‖g_B‖²` | 1 |
+/// | `theta` | θ > 0 of the test `V_B/n ≤ θ²‖g_B‖²`; ≤ 1 unless `unbiased_signal` | 1 |
 /// | `initial_batch` | batch size of the first iteration, ≥ 2 (capped at N) | 10 |
 /// | `growth` | ρ > 0: a failed test adds `max(1, ⌈ρK⌉)` samples | 0.1 |
 /// | `growth_rule` | [`GrowthRule`]: by the fraction, or to the size the test asks for | `Fraction` |
 /// | `batch_mode` | [`BatchMode`]: a fresh draw each iteration, or prefixes of one shuffle | `Persistent` |
 /// | `finite_population_correction` | noise × (1 − n/N) | off |
 /// | `unbiased_signal` | test against `θ²/(1+θ²)‖g_B‖²` | off |
+/// | `smoothing` | β in [0, 1): test averages over iterations | 0 (off) |
 /// | `tolerance` | stop when `‖g_B‖² ≤ ε` on a passing batch | 1e-10 |
 /// | `relative_tolerance` | stop when `‖g_B‖² ≤ r‖g_{B_0}‖²`, r in [0, 1) | 0 (off) |
 /// | `max_epochs` | budget of gradient evaluations / N, > 0 | 100 |
@@ -38,7 +39,9 @@ impl<S> From<BigBatchSgd<S>> for BigBatchSgdBuilder<S> {
 
 impl<S> BigBatchSgdBuilder<S> {
     /// θ, the tolerated noise-to-signal ratio of the batch gradient (> 0). Smaller θ means
-    /// bigger batches and more accurate steps. Default 1.
+    /// bigger batches and more accurate steps. Default 1. Above 1 only with
+    /// [`unbiased_signal`](Self::unbiased_signal): the biased test passes every batch in
+    /// expectation there, and [`build`](Self::build) refuses it.
     pub fn theta(mut self, theta: f64) -> Self {
         self.inner.test.theta = theta;
         self
@@ -74,6 +77,14 @@ impl<S> BigBatchSgdBuilder<S> {
     /// excess over `‖∇ℓ‖²`. Default off.
     pub fn unbiased_signal(mut self, on: bool) -> Self {
         self.inner.test.unbiased_signal = on;
+        self
+    }
+    /// β in [0, 1): the test compares exponential averages over iterations of the variance
+    /// and the signal, weight β on the past, instead of each batch's own estimates, and fresh
+    /// batches start at the size the averages ask for (see
+    /// [`BatchTest`](crate::BatchTest#averaged-estimates)). Default 0.
+    pub fn smoothing(mut self, beta: f64) -> Self {
+        self.inner.test.smoothing = beta;
         self
     }
     /// ε ≥ 0: stop when a batch that passed the test has `‖g_B‖² ≤ ε`. Default 1e-10.

@@ -103,6 +103,14 @@ impl<S: StepRule> BigBatchSgd<S> {
         objective: &O,
         run: &mut RunState<F>,
     ) -> Result<Option<Drawn>> {
+        if self.batch_mode == BatchMode::Fresh {
+            // With averaged estimates, a fresh batch starts at the size the averages ask for
+            // (at least the first size): the batch follows the noise scale both ways, and a
+            // chance failure does not raise it for good.
+            if let Some(k) = self.test.averaged_size(&run.noise_average, run.n_samples) {
+                run.batch_size = k.max(self.initial_batch).min(run.n_samples);
+            }
+        }
         let size = run.batch_size;
         let remaining = run.eval.remaining();
         let mut drawn = Drawn {
@@ -150,7 +158,11 @@ impl<S: StepRule> BigBatchSgd<S> {
         drawn: &mut Drawn,
     ) -> Result<bool> {
         let n_total = run.n_samples;
-        while run.batch_size < n_total && !self.test.passes(run.eval.stats(), n_total) {
+        while run.batch_size < n_total
+            && !self
+                .test
+                .passes_averaged(run.eval.stats(), n_total, &run.noise_average)
+        {
             let mut next = grown_size(run.batch_size, self.growth, n_total);
             if self.growth_rule == GrowthRule::ToRequired {
                 next = next

@@ -312,6 +312,9 @@ impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
                 _ => return Ok(Outcome::OutOfBudget),
             }
         }
+        // The batch that passed joins the test's averages.
+        self.test
+            .record(run.eval.stats(), n, &mut run.noise_average);
         let Some((loss, one_pass)) = batch_loss(objective, run, &drawn)? else {
             return Ok(Outcome::OutOfLossBudget);
         };

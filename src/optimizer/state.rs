@@ -8,6 +8,7 @@ use crate::batch::Sampler;
 use crate::error::{Error, Result};
 use crate::evaluator::Evaluator;
 use crate::float::Float;
+use crate::stats::NoiseAverage;
 
 /// The state of a run between iterations: the iterate, the counters, the random numbers, the
 /// batch and its statistics. Work buffers are not part of it (nor of a checkpoint).
@@ -34,6 +35,9 @@ pub struct RunState<F> {
     /// Whether the batch was grown after a step that left the iterate unchanged (which would
     /// otherwise repeat itself on the same batch).
     pub(crate) forced_growth: bool,
+    /// The averages of the test's estimates over iterations (with `smoothing` > 0).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) noise_average: NoiseAverage,
     pub(crate) last_good: Array1<F>,
     #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) work: Work<F>,
@@ -70,6 +74,7 @@ impl<F: Float> RunState<F> {
             sampler: Sampler::new(n_samples),
             eval: Evaluator::new(w.len()),
             forced_growth: false,
+            noise_average: NoiseAverage::default(),
             last_good: w.clone(),
             work: Work::default(),
             w,

@@ -19,3 +19,4 @@ mod tests;
 
 pub use grad_stats::GradStats;
 pub use test::BatchTest;
+pub(crate) use test::NoiseAverage;

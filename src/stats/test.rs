@@ -30,11 +30,32 @@ use crate::float::Float;
 ///   half the time), and the batch grows by those chances.
 /// - For **θ > 1** it holds for every batch with room to spare: even at a stationary point
 ///   (`E‖g_B‖² = tr Σ/n`) only a variance estimate about θ² times too large fails it (four times
-///   at θ = 2), and the batch practically never grows.
+///   at θ = 2), and the batch practically never grows. Validation therefore refuses θ > 1 with
+///   the biased signal ([`Error::InvalidParameter`](crate::Error::InvalidParameter) for
+///   `theta`): such a test is a fixed batch size in disguise.
 ///
 /// The unbiased form (`unbiased_signal`) compares the noise with `‖g_B‖² − V_B/n`, whose
 /// expectation is `‖∇ℓ‖²`, and passes in expectation when `n ≥ B_noise/θ²`: the batch grows with
 /// the noise scale for every θ.
+///
+/// # Averaged estimates
+/// A fresh batch of a few dozen samples estimates `tr Σ` and `‖∇ℓ‖²` roughly, and the batch
+/// never shrinks: every chance failure raises its size for good, so that it follows the largest
+/// of the fluctuations rather than the noise scale (measured on networks, the unbiased test
+/// grew the batch to about the noise scale whatever θ, from 8 to 32). With `smoothing` β > 0
+/// the test compares, as AdaptDL estimates the noise scale, exponential averages over the
+/// iterations, each corrected for its start (`Σ_t β^(T−t) x_t / Σ_t β^(T−t)`):
+///
+/// ```text
+/// PASS  ⇔  φ · V̄ / n  ≤  θ² S̄,   V̄ the average of V_B, S̄ that of ‖g_B‖² (or of ‖g_B‖² − φV_B/n)
+/// ```
+///
+/// where the current batch's estimates enter with weight 1 − β as it grows, and the estimates
+/// of the batch that passed join the averages once per iteration. The test then asks, in
+/// expectation, for `n ≥ B_noise/θ²` (unbiased signal) with the noise scale of the last
+/// `1/(1 − β)` iterations. With fresh batches, each iteration's batch starts at the size the
+/// averages ask for (never below the first batch size), so the batch follows the noise scale
+/// down as well as up, and grows within the iteration while the test fails.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -45,6 +66,11 @@ pub struct BatchTest {
     pub finite_population_correction: bool,
     /// Subtract the expected noise from the signal `‖g_B‖²` before comparing. Default off.
     pub unbiased_signal: bool,
+    /// β in [0, 1): compare exponential averages over iterations (weight β on the past) of the
+    /// per-sample variance and of the signal instead of the batch's own estimates. Default 0
+    /// (each batch alone). See [the type's docs](BatchTest#averaged-estimates).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub smoothing: f64,
 }
 
 impl Default for BatchTest {
@@ -53,14 +79,26 @@ impl Default for BatchTest {
             theta: 1.0,
             finite_population_correction: false,
             unbiased_signal: false,
+            smoothing: 0.0,
         }
     }
 }
 
 impl BatchTest {
-    /// Checks θ.
+    /// Checks θ and the smoothing: θ finite and positive, and at most 1 with the biased signal, where a larger θ
+    /// makes a test that passes in expectation for every batch (see the type's docs).
     pub(crate) fn validate(&self) -> Result<()> {
-        check::positive("theta", self.theta)
+        check::positive("theta", self.theta)?;
+        check::unit_from_zero("smoothing", self.smoothing)?;
+        if !self.unbiased_signal && self.theta > 1.0 {
+            return Err(crate::Error::invalid(
+                "theta",
+                self.theta,
+                "≤ 1 with the biased signal, where a larger θ passes every batch in expectation \
+                 (for θ > 1 set unbiased_signal(true))",
+            ));
+        }
+        Ok(())
     }
 
     /// The noise estimate `φ V_B / n`, the expected squared error of `g_B` (in `f64`); zero
@@ -101,6 +139,101 @@ impl BatchTest {
         self.noise(stats, n_total) <= self.signal_factor() * stats.grad_norm_sq()
     }
 
+    /// The signal the test compares the noise with: `‖g_B‖²`, or `‖g_B‖² − φV_B/n` with the
+    /// unbiased signal.
+    fn signal<F: Float>(&self, stats: &GradStats<F>, n_total: usize) -> f64 {
+        let g2 = stats.grad_norm_sq();
+        if self.unbiased_signal {
+            g2 - self.noise(stats, n_total)
+        } else {
+            g2
+        }
+    }
+
+    /// The averages with the batch's estimates joined at weight `1 − β`.
+    fn averaged<F: Float>(
+        &self,
+        stats: &GradStats<F>,
+        n_total: usize,
+        past: &NoiseAverage,
+    ) -> NoiseAverage {
+        let b = self.smoothing;
+        NoiseAverage {
+            variance: b * past.variance + (1.0 - b) * stats.variance(),
+            signal: b * past.signal + (1.0 - b) * self.signal(stats, n_total),
+            weight: b * past.weight + (1.0 - b),
+        }
+    }
+
+    /// [`passes`](Self::passes), or with `smoothing` > 0 the test of the averages `past` with
+    /// this batch's estimates joined.
+    pub(crate) fn passes_averaged<F: Float>(
+        &self,
+        stats: &GradStats<F>,
+        n_total: usize,
+        past: &NoiseAverage,
+    ) -> bool {
+        if self.smoothing == 0.0 {
+            return self.passes(stats, n_total);
+        }
+        let n = stats.count();
+        if n >= n_total {
+            return true;
+        }
+        if stats.groups() < 2 {
+            return false;
+        }
+        let avg = self.averaged(stats, n_total, past);
+        let phi = if self.finite_population_correction {
+            1.0 - n as f64 / n_total as f64
+        } else {
+            1.0
+        };
+        // Both averages carry the same start correction, which cancels.
+        phi * avg.variance / n as f64 <= self.theta * self.theta * avg.signal
+    }
+
+    /// With `smoothing` > 0, the size of batch at which the averages pass, `⌈V̄/(θ²S̄)⌉` (with
+    /// the finite-population correction `⌈V̄/(θ²S̄ + V̄/N)⌉`), capped at `n_total`; `None`
+    /// before the first average or with `smoothing` 0.
+    pub(crate) fn averaged_size(&self, past: &NoiseAverage, n_total: usize) -> Option<usize> {
+        if self.smoothing == 0.0 || past.weight == 0.0 {
+            return None;
+        }
+        let signal = self.theta * self.theta * past.signal;
+        let signal = if self.finite_population_correction {
+            signal + past.variance / n_total as f64
+        } else {
+            signal
+        };
+        if past.variance <= 0.0 {
+            return Some(0);
+        }
+        let k = past.variance / signal;
+        Some(if k.is_finite() && k > 0.0 {
+            (k.ceil() as usize).min(n_total)
+        } else {
+            n_total
+        })
+    }
+
+    /// Joins the estimates of the batch that passed to the averages (nothing when `smoothing`
+    /// is 0); non-finite estimates leave them as they were.
+    pub(crate) fn record<F: Float>(
+        &self,
+        stats: &GradStats<F>,
+        n_total: usize,
+        past: &mut NoiseAverage,
+    ) {
+        if self.smoothing == 0.0 {
+            return;
+        }
+        let avg = self.averaged(stats, n_total, past);
+        if avg.variance.is_finite() && avg.signal.is_finite() {
+            *past = avg;
+        }
+    }
+
     /// The batch size at which the current estimates would pass (Byrd et al.'s rule),
     /// `⌈φ V_B / (c ‖g_B‖²)⌉`, capped at `n_total`: zero when there is no noise, `n_total` when
     /// there is noise but no signal.
@@ -121,4 +254,14 @@ impl BatchTest {
             n_total
         }
     }
+}
+
+/// Exponential averages over iterations of the per-sample variance and of the signal, with
+/// the sum of their weights (which corrects both for the start).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub(crate) struct NoiseAverage {
+    variance: f64,
+    signal: f64,
+    weight: f64,
 }

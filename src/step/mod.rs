@@ -65,6 +65,7 @@ mod armijo;
 mod barzilai_borwein;
 mod context;
 mod fixed;
+mod gain;
 mod lbfgs;
 
 pub use adaptive::{Adadelta, Adam, Momentum};
@@ -72,6 +73,7 @@ pub use armijo::{Armijo, StepIncrease};
 pub use barzilai_borwein::BarzilaiBorwein;
 pub use context::{FirstTrial, StepContext};
 pub use fixed::Fixed;
+pub use gain::GainScaled;
 pub use lbfgs::Lbfgs;
 
 use crate::error::{Result, check};
