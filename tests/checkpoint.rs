@@ -139,6 +139,17 @@ fn all_configurations<F: Float + Serialize + DeserializeOwned>() {
         },
         &p,
     );
+    // The network preset: the test's averages over iterations travel with the run state.
+    resumed_equals_uninterrupted(
+        "network",
+        || {
+            BigBatchSgd::network()
+                .seed(9)
+                .max_epochs(12.0)
+                .tolerance(0.0)
+        },
+        &p,
+    );
 }
 
 #[test]
