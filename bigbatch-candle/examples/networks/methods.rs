@@ -142,6 +142,7 @@ pub(crate) fn grid(seeds: u64, rule_seeds: u64) -> Vec<(String, u64)> {
     let mut runs: Vec<(String, u64)> = (0..seeds).map(|s| ("preset".to_string(), s)).collect();
     runs.extend((0..seeds).map(|s| ("preset+groups=8".to_string(), s)));
     for m in [
+        "preset+adadelta",
         "preset+armijo",
         "preset+lbfgs",
         "preset+adam",

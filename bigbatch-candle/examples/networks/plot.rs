@@ -39,6 +39,12 @@ pub fn plot(path: &Path, title: &str, series: &[(String, Vec<(f64, f64)>)], log:
     } else {
         "test accuracy (%)"
     };
+    // The legend where the curves are not: below rising accuracy, above falling loss.
+    let legend = if log {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::LowerRight
+    };
     macro_rules! draw {
         ($chart:expr) => {{
             let mut chart = $chart;
@@ -64,7 +70,7 @@ pub fn plot(path: &Path, title: &str, series: &[(String, Vec<(f64, f64)>)], log:
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerRight)
+                .position(legend)
                 .draw()?;
         }};
     }

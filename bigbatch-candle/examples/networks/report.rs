@@ -46,10 +46,10 @@ pub(crate) fn read_csv(path: &str) -> Res<Vec<Line>> {
             seconds: num(7)?,
             batch: num(8)? as usize,
             status: f[9].into(),
-            steps: if f.len() == 11 {
-                Some(num(10)? as usize)
-            } else {
-                None
+            // Empty where the run's steps were not recorded.
+            steps: match f.get(10) {
+                Some(v) if !v.is_empty() => Some(num(10)? as usize),
+                _ => None,
             },
         });
     }
