@@ -99,8 +99,8 @@ impl<L: Fn(&Tensor) -> candle_core::Result<Tensor>> CandleModel<L> {
     /// # Errors
     /// As [`new`](Self::new).
     pub fn from_varmap(varmap: &VarMap, n_samples: usize, loss: L) -> Result<Self, Error> {
-        let mut named = crate::init::sorted_vars(varmap)?;
-        named.sort_by(|a, b| a.0.cmp(&b.0));
+        // Sorted by name: the same network gives the same layout of parameters.
+        let named = crate::init::sorted_vars(varmap)?;
         let (names, vars) = named.into_iter().unzip();
         Self::named(vars, names, n_samples, loss)
     }
