@@ -169,6 +169,30 @@ fn run_model<O: Objective<f64>>(
             }),
         ),
         (
+            "big batch L-BFGS, unbiased averaged test",
+            Box::new(move |m, seed, f| {
+                let mut opt = builder(seed).unbiased_signal(true).smoothing(0.9).build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch L-BFGS unbiased averaged",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch L-BFGS, averaged test",
+            Box::new(move |m, seed, f| {
+                let mut opt = builder(seed).smoothing(0.9).build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch L-BFGS averaged",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
             "big batch L-BFGS, jump growth",
             Box::new(move |m, seed, f| {
                 let mut opt = builder(seed).growth_rule(GrowthRule::ToRequired).build()?;
