@@ -108,12 +108,16 @@ impl BatchTest {
         if n >= n_total {
             return 0.0;
         }
-        let phi = if self.finite_population_correction {
+        self.phi(n, n_total) * stats.variance() / n as f64
+    }
+
+    /// `φ`: 1, or `1 − n/N` with the finite-population correction.
+    fn phi(&self, n: usize, n_total: usize) -> f64 {
+        if self.finite_population_correction {
             1.0 - n as f64 / n_total as f64
         } else {
             1.0
-        };
-        phi * stats.variance() / n as f64
+        }
     }
 
     /// The factor `c` in the test `noise ≤ c ‖g_B‖²`: θ², or θ²/(1+θ²).
@@ -184,11 +188,7 @@ impl BatchTest {
             return false;
         }
         let avg = self.averaged(stats, n_total, past);
-        let phi = if self.finite_population_correction {
-            1.0 - n as f64 / n_total as f64
-        } else {
-            1.0
-        };
+        let phi = self.phi(n, n_total);
         // Both averages carry the same start correction, which cancels.
         phi * avg.variance / n as f64 <= self.theta * self.theta * avg.signal
     }

@@ -99,39 +99,40 @@ pub(crate) fn run_method(
         }
         "adam" => {
             let rule = lr.map_or(Adam::new(), |a| Adam::new().step_size(a));
-            if let Some(power) = gain {
-                let b0 = b.clone().build()?.initial_batch();
-                return big_batch(
-                    b.step(GainScaled::new(rule).reference_batch(b0).power(power)),
-                    g,
-                    task,
-                    &run,
-                    epochs,
-                    out,
-                );
-            }
-            big_batch(b.step(rule), g, task, &run, epochs, out)
+            gained(b, rule, gain, g, task, &run, epochs, out)
         }
         "adadelta" => {
             let rule = lr.map_or(Adadelta::new(), |a| Adadelta::new().step_size(a));
-            if let Some(power) = gain {
-                let b0 = b.clone().build()?.initial_batch();
-                return big_batch(
-                    b.step(GainScaled::new(rule).reference_batch(b0).power(power)),
-                    g,
-                    task,
-                    &run,
-                    epochs,
-                    out,
-                );
-            }
-            big_batch(b.step(rule), g, task, &run, epochs, out)
+            gained(b, rule, gain, g, task, &run, epochs, out)
         }
         "momentum" => {
             let rule = lr.map_or(Momentum::default(), Momentum::new);
             big_batch(b.step(rule), g, task, &run, epochs, out)
         }
         other => Err(format!("unknown rule {other}").into()),
+    }
+}
+
+/// A big-batch run with `rule`, its direction scaled by the gain ratio to the power `gain`
+/// (against the first batch size) where one is given.
+#[allow(clippy::too_many_arguments)]
+fn gained<R: StepRule>(
+    b: BigBatchSgdBuilder<Adadelta>,
+    rule: R,
+    gain: Option<f64>,
+    g: Eval,
+    task: &Task,
+    run: &Run,
+    epochs: f64,
+    out: &mut Out,
+) -> Res<()> {
+    match gain {
+        Some(power) => {
+            let b0 = b.clone().build()?.initial_batch();
+            let scaled = GainScaled::new(rule).reference_batch(b0).power(power);
+            big_batch(b.step(scaled), g, task, run, epochs, out)
+        }
+        None => big_batch(b.step(rule), g, task, run, epochs, out),
     }
 }
 

@@ -83,6 +83,15 @@ pub(crate) fn targets(methods: &BTreeMap<String, Curves>) {
                 .collect(),
         )
     };
+    let preset_median = |e: f64| {
+        median(
+            preset
+                .values()
+                .filter_map(|r| at(r, e))
+                .map(|l| l.test_acc)
+                .collect(),
+        )
+    };
     print!("\ntargets: preset median − best baseline, test accuracy:");
     for e in [5.0, 10.0, 20.0] {
         let best = baselines
@@ -90,14 +99,7 @@ pub(crate) fn targets(methods: &BTreeMap<String, Curves>) {
             .filter_map(|r| at(r, e))
             .map(|l| l.test_acc)
             .fold(f64::NAN, f64::max);
-        let mine = median(
-            preset
-                .values()
-                .filter_map(|r| at(r, e))
-                .map(|l| l.test_acc)
-                .collect(),
-        );
-        if let Some(m) = mine {
+        if let Some(m) = preset_median(e) {
             print!(" {e} ep. {:+.2} pp", 100.0 * (m - best));
         }
     }
@@ -126,14 +128,7 @@ pub(crate) fn targets(methods: &BTreeMap<String, Curves>) {
         };
         print!("; − {name}:");
         for e in [5.0, 10.0, 20.0] {
-            let mine = median(
-                preset
-                    .values()
-                    .filter_map(|r| at(r, e))
-                    .map(|l| l.test_acc)
-                    .collect(),
-            );
-            if let (Some(m), Some(l)) = (mine, at(run, e)) {
+            if let (Some(m), Some(l)) = (preset_median(e), at(run, e)) {
                 print!(" {:+.2}", 100.0 * (m - l.test_acc));
             }
         }
