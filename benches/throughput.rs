@@ -26,9 +26,7 @@ use std::time::Duration;
 use bigbatch::data::{Dataset, Features};
 use bigbatch::models::{Huber, LeastSquares, Logistic, Softmax};
 use bigbatch::parallel::Threads;
-use bigbatch::{
-    Armijo, BarzilaiBorwein, BigBatchOptimizer, BigBatchSgd, Fixed, Float, GradStats, Objective,
-};
+use bigbatch::{Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, Float, GradStats, Objective};
 use criterion::measurement::WallTime;
 use criterion::{
     BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,

@@ -9,8 +9,7 @@
 //! ```
 
 use bigbatch::{
-    BarzilaiBorwein, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Fixed, History, Objective,
-    Report, StepRule,
+    BarzilaiBorwein, BigBatchSgd, BigBatchSgdBuilder, Fixed, History, Objective, Report, StepRule,
 };
 use ndarray::{Array1, Array2, ArrayRef1, Axis};
 use rand::SeedableRng;

@@ -27,7 +27,7 @@ use bigbatch::data::load_libsvm;
 use bigbatch::distributed::{Layout, MpiWorkers, Sharded, Workers, load_libsvm_shard, mpi};
 use bigbatch::models::Logistic;
 use bigbatch::observe::from_fn;
-use bigbatch::{BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Objective, Report, parallel};
+use bigbatch::{BigBatchSgd, GradStats, IterView, Objective, Report, parallel};
 use ndarray::Array1;
 
 struct Options {

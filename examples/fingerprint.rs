@@ -18,9 +18,8 @@ use std::hash::{Hash, Hasher};
 use bigbatch::data::Dataset;
 use bigbatch::models::{Huber, LeastSquares, Logistic, Softmax};
 use bigbatch::{
-    Adadelta, Adam, Armijo, BarzilaiBorwein, BatchMode, BigBatchOptimizer, BigBatchSgd,
-    BigBatchSgdBuilder, Fixed, Float, History, IterRecord, Lbfgs, Momentum, Objective, Report,
-    StepRule, datasets,
+    Adadelta, Adam, Armijo, BarzilaiBorwein, BatchMode, BigBatchSgd, BigBatchSgdBuilder, Fixed,
+    Float, History, IterRecord, Lbfgs, Momentum, Objective, Report, StepRule, datasets,
 };
 use ndarray::Array1;
 

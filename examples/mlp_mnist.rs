@@ -20,8 +20,8 @@ use bigbatch::data::{Dataset, load_libsvm};
 use bigbatch::models::{Activation, Mlp};
 use bigbatch::observe::from_fn;
 use bigbatch::{
-    Adadelta, Adam, Armijo, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, GradStats,
-    IterView, Lbfgs, Momentum, Objective, StepRule,
+    Adadelta, Adam, Armijo, BigBatchSgd, BigBatchSgdBuilder, GradStats, IterView, Lbfgs, Momentum,
+    Objective, StepRule,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use bigbatch::data::{Dataset, load_libsvm};
 use bigbatch::models::Logistic;
-use bigbatch::{BigBatchOptimizer, BigBatchSgd, Float, GradStats, Objective, parallel};
+use bigbatch::{BigBatchSgd, Float, Forwarded, GradStats, Objective, parallel};
 use kernels::{PerSample, Timed, gather, logistic_data, ndarray_dots, random_batch, read_pass};
 use ndarray::Array1;
 
@@ -155,18 +155,17 @@ fn run<F: Float>(o: &Options) -> Result<(), bigbatch::Error> {
                 model.batch_gradient(&w, &batch, &mut stats);
                 black_box(stats.variance());
             });
-            let mut line = Vec::new();
+            let mut line = model.line().expect("linear models have lines");
             let stats_line = median_seconds(o.repeats, || {
                 stats.reset();
-                model.batch_gradient_line(&w, &direction, &batch, &mut stats, &mut line);
+                line.prepare_with_gradient(&w, &direction, &batch, &mut stats);
                 black_box(stats.variance());
             });
             let prepare = median_seconds(o.repeats, || {
-                model.prepare_line(&w, &direction, &batch, &mut line);
-                black_box(&line);
+                line.prepare(&w, &direction, &batch);
             });
             let along = median_seconds(o.repeats, || {
-                black_box(model.line_loss(&line, &batch, F::from_f64(0.5), &w));
+                black_box(line.loss(F::from_f64(0.5), &w));
             });
             let per_sample = median_seconds(o.repeats.min(3), || {
                 stats.reset();
@@ -282,7 +281,7 @@ fn run<F: Float>(o: &Options) -> Result<(), bigbatch::Error> {
     }
 
     // A whole run with the default settings: where does the time go?
-    let timed = Timed::new(&model);
+    let timed = Forwarded(Timed::new(&model));
     let start = Instant::now();
     let report = BigBatchSgd::builder()
         .max_epochs(o.epochs)
@@ -291,8 +290,8 @@ fn run<F: Float>(o: &Options) -> Result<(), bigbatch::Error> {
         .minimize(&timed, Array1::zeros(d))?;
     let total = start.elapsed().as_secs_f64();
     let (g, l) = (
-        timed.in_gradient().as_secs_f64(),
-        timed.in_loss().as_secs_f64(),
+        timed.0.in_gradient().as_secs_f64(),
+        timed.0.in_loss().as_secs_f64(),
     );
     println!(
         "\nwhole run, default settings, {} epochs budget, {} threads: {report}",

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bigbatch::data::{Dataset, load_libsvm};
 use bigbatch::models::Logistic;
 use bigbatch::observe::from_fn;
-use bigbatch::{BigBatchOptimizer, BigBatchSgd, Float, IterView, Objective};
+use bigbatch::{BigBatchSgd, Float, IterView, Objective};
 use ndarray::Array1;
 
 struct Options {

@@ -6,8 +6,8 @@
 use bigbatch::data::{Dataset, Features, parse_libsvm, parse_libsvm_gz};
 use bigbatch::models::{Huber, LeastSquares, Logistic, Softmax};
 use bigbatch::{
-    Armijo, BarzilaiBorwein, BatchMode, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, Error,
-    Fixed, GrowthRule, Lbfgs, Objective, StepRule,
+    Armijo, BarzilaiBorwein, BatchMode, BigBatchSgd, BigBatchSgdBuilder, Error, Fixed, GrowthRule,
+    Lbfgs, Objective, StepRule,
 };
 use ndarray::{Array1, Array2};
 

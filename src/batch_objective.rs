@@ -79,7 +79,7 @@ impl Groups {
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BatchObjective, BigBatchOptimizer, BigBatchSgd, Groups, MicroBatched};
+/// use bigbatch::{BatchObjective, BigBatchSgd, Groups, MicroBatched};
 /// use ndarray::{ArrayRef1, array};
 ///
 /// /// The mean of the values: f_i(w) = (w − y_i)²/2, known only by batch means.

@@ -3,11 +3,11 @@
 //! A [`Checkpoint`] holds the optimizer (its configuration and its step rule's memory, such as
 //! L-BFGS curvature pairs) and the [`RunState`] (iterate, counters, batch size, the random
 //! number generator's state and the sampler's permutation). Restored and resumed with
-//! [`BigBatchOptimizer::resume_with`], it continues the run exactly: the report equals the one
+//! [`BigBatchSgd::resume_with`], it continues the run exactly: the report equals the one
 //! the uninterrupted run would have given, bit for bit.
 //!
 //! A checkpoint can be taken between iterations of a loop driven by hand
-//! ([`start`](crate::BigBatchOptimizer::start) and [`iterate`](crate::BigBatchOptimizer::iterate)),
+//! ([`start`](crate::BigBatchSgd::start) and [`iterate`](crate::BigBatchSgd::iterate)),
 //! or by the loop itself: [`BigBatchSgd::minimize_checkpointed`] saves one every `k` iterations
 //! ([`SaveEvery`]), beside whatever observer watches the run. Observers see plain data; saving
 //! is the loop's business.
@@ -17,7 +17,7 @@
 //!
 //! # Example
 //! ```
-//! use bigbatch::{BigBatchOptimizer, BigBatchSgd, Checkpoint, Lbfgs, Objective};
+//! use bigbatch::{BigBatchSgd, Checkpoint, Lbfgs, Objective};
 //! use ndarray::{ArrayRef1, array};
 //!
 //! # struct Mean(Vec<f64>);
@@ -58,7 +58,7 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::objective::Objective;
 use crate::observe::Observer;
-use crate::optimizer::{AfterStep, BigBatchOptimizer, BigBatchSgd, RunState};
+use crate::optimizer::{AfterStep, BigBatchSgd, RunState};
 use crate::report::{Report, StopReason};
 use crate::step::StepRule;
 
@@ -161,7 +161,7 @@ where
     }
 
     /// The optimizer and the run state, ready for
-    /// [`resume_with`](crate::BigBatchOptimizer::resume_with).
+    /// [`resume_with`](crate::BigBatchSgd::resume_with).
     pub fn into_parts(self) -> (BigBatchSgd<S>, RunState<F>) {
         (self.optimizer, self.run)
     }
@@ -178,7 +178,7 @@ where
 /// # Example
 /// ```
 /// use bigbatch::checkpoint::SaveEvery;
-/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, Checkpoint, Lbfgs, Objective};
+/// use bigbatch::{BigBatchSgd, Checkpoint, Lbfgs, Objective};
 /// use ndarray::{ArrayRef1, array};
 ///
 /// # struct Mean(Vec<f64>);
@@ -263,11 +263,11 @@ where
 }
 
 impl<S: StepRule + Clone + Serialize + DeserializeOwned> BigBatchSgd<S> {
-    /// As [`minimize_with`](BigBatchOptimizer::minimize_with), saving a checkpoint with
+    /// As [`minimize_with`](BigBatchSgd::minimize_with), saving a checkpoint with
     /// `saver` every `k` iterations.
     ///
     /// # Errors
-    /// As [`minimize_with`](BigBatchOptimizer::minimize_with); a checkpoint that cannot be
+    /// As [`minimize_with`](BigBatchSgd::minimize_with); a checkpoint that cannot be
     /// saved is not an error but a stop ([`StopReason::CheckpointFailed`]).
     pub fn minimize_checkpointed<F, O, Ob>(
         &mut self,
@@ -285,11 +285,11 @@ impl<S: StepRule + Clone + Serialize + DeserializeOwned> BigBatchSgd<S> {
         self.resume_checkpointed(objective, run, observer, saver)
     }
 
-    /// As [`resume_with`](BigBatchOptimizer::resume_with), saving a checkpoint with `saver`
+    /// As [`resume_with`](BigBatchSgd::resume_with), saving a checkpoint with `saver`
     /// every `k` iterations.
     ///
     /// # Errors
-    /// As [`resume_with`](BigBatchOptimizer::resume_with).
+    /// As [`resume_with`](BigBatchSgd::resume_with).
     pub fn resume_checkpointed<F, O, Ob>(
         &mut self,
         objective: &O,

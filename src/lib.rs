@@ -17,9 +17,9 @@
 //!
 //! # Quick start
 //! Implement [`Objective`] (a loss and a gradient per sample) and call
-//! [`minimize`](BigBatchOptimizer::minimize):
+//! [`minimize`](BigBatchSgd::minimize):
 //! ```
-//! use bigbatch::{BigBatchOptimizer, BigBatchSgd, Objective};
+//! use bigbatch::{BigBatchSgd, Objective};
 //! use ndarray::{ArrayRef1, array};
 //!
 //! /// Least squares through the origin: f_i(w) = (w·x_i − y_i)² / 2, with y = 3 x₀ − x₁.
@@ -60,7 +60,7 @@
 //! statistics computed in one pass over the rows. [`data`] reads LIBSVM files (plain or gzip)
 //! and [`datasets`] holds three small real data sets compiled into the crate:
 //! ```
-//! use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Logistic};
+//! use bigbatch::{BigBatchSgd, datasets, models::Logistic};
 //! use ndarray::Array1;
 //!
 //! let (train, test) = datasets::heart_scale::<f64>().with_bias().split(0.25, 0)?;
@@ -89,7 +89,7 @@
 //! direction as well as choose the length.
 //!
 //! # Watching and stopping
-//! [`minimize_with`](BigBatchOptimizer::minimize_with) hands an [`IterRecord`] per
+//! [`minimize_with`](BigBatchSgd::minimize_with) hands an [`IterRecord`] per
 //! iteration to an [`Observer`]: [`History`] keeps them, [`Progress`] prints them, and
 //! [`observe::from_fn`] turns a closure into one that can stop the run. Runs end when a
 //! passing batch's `‖g_B‖²` reaches the tolerance or a budget runs out ([`StopReason`]).
@@ -98,7 +98,7 @@
 //! # Checkpoint and resume
 //! With the cargo feature `serde`, a `Checkpoint` saves the optimizer and a [`RunState`]
 //! atomically as JSON (between iterations of a loop driven by hand, or every `k` iterations
-//! with `BigBatchSgd::minimize_checkpointed`), and [`BigBatchOptimizer::resume_with`]
+//! with `BigBatchSgd::minimize_checkpointed`), and [`BigBatchSgd::resume_with`]
 //! continues the run exactly.
 //!
 //! # Multi-core evaluation
@@ -160,11 +160,10 @@ pub use batch_objective::{BatchObjective, Groups, MicroBatched};
 pub use checkpoint::{Checkpoint, SaveEvery};
 pub use error::{Error, Result};
 pub use float::Float;
-pub use objective::Objective;
+pub use objective::{Forward, Forwarded, LineLoss, Objective};
 pub use observe::{History, IterView, Observer, Progress};
 pub use optimizer::{
-    BatchMode, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState,
-    StopRule,
+    BatchMode, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState, StopRule,
 };
 pub use report::{IterRecord, Report, StopReason};
 pub use stats::{BatchTest, GradStats};

@@ -59,7 +59,7 @@ impl<F, O: Observer<F> + ?Sized> Observer<F> for &mut O {
 ///
 /// # Example
 /// ```
-/// # use bigbatch::{BigBatchOptimizer, BigBatchSgd, Objective};
+/// # use bigbatch::{BigBatchSgd, Objective};
 /// # use ndarray::{ArrayRef1, array};
 /// # struct Mean(Vec<f64>);
 /// # impl Objective for Mean {
@@ -119,7 +119,7 @@ impl<C> std::fmt::Debug for FromFn<C> {
 ///
 /// # Example
 /// ```
-/// # use bigbatch::{BigBatchOptimizer, BigBatchSgd, Objective, StopReason};
+/// # use bigbatch::{BigBatchSgd, Objective, StopReason};
 /// # use ndarray::{ArrayRef1, array};
 /// # struct Mean(Vec<f64>);
 /// # impl Objective for Mean {

@@ -108,7 +108,7 @@ pub struct Report<F> {
     pub grad_evals: u64,
     /// Per-sample loss evaluations (line-search trials, batch losses a model did not return
     /// with its gradients, and the final loss). They are not part of the epoch budget. A trial
-    /// evaluated along a prepared line ([`Objective::prepare_line`](crate::Objective::prepare_line))
+    /// evaluated along a prepared line ([`Objective::line`](crate::Objective::line))
     /// counts its losses like any other, though it reads no data.
     pub loss_evals: u64,
     /// Epochs used: `grad_evals / N`, never more than the budget `max_epochs`.

@@ -159,18 +159,18 @@ fn merged_statistics_agree_with_one_worker<F: Float + Send + Sync>() {
             let mut s = GradStats::new(5);
             o.batch_gradient(&w, &batch, &mut s);
             // Losses along a line: prepared by every worker, from the statistics pass too.
-            let mut line = Vec::new();
-            assert!(o.prepare_line(&w, &d, &batch, &mut line));
-            let along = o.line_loss(&line, &batch, a, &point).as_f64();
+            let mut line = o.line().expect("every worker's model has lines");
+            line.prepare(&w, &d, &batch);
+            let along = line.loss(a, &point).as_f64();
             let mut with_line = GradStats::new(5);
-            assert!(o.batch_gradient_line(&w, &d, &batch, &mut with_line, &mut line));
+            assert!(line.prepare_with_gradient(&w, &d, &batch, &mut with_line));
             assert_eq!(
                 with_line.mean(),
                 s.mean(),
                 "p = {p}: statistics with the line"
             );
-            let along_anchor = o.line_loss(&line, &batch, a, &point).as_f64();
-            assert_eq!(along.to_bits(), along_anchor.to_bits(), "p = {p}");
+            let along_fused = line.loss(a, &point).as_f64();
+            assert_eq!(along.to_bits(), along_fused.to_bits(), "p = {p}");
             (s, o.batch_loss(&w, &batch).as_f64(), o.n_samples(), along)
         });
         let tol = 1e-12;

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use bigbatch::distributed::{Layout, Sharded, ThreadRanks, Workers};
 use bigbatch::{
-    Adadelta, Adam, Armijo, BarzilaiBorwein, BatchMode, BatchObjective, BigBatchOptimizer,
-    BigBatchSgd, BigBatchSgdBuilder, Error, Fixed, Float, Groups, Lbfgs, MicroBatched, Momentum,
-    Objective, Report, StepRule, StopReason,
+    Adadelta, Adam, Armijo, BarzilaiBorwein, BatchMode, BatchObjective, BigBatchSgd,
+    BigBatchSgdBuilder, Error, Fixed, Float, Groups, Lbfgs, MicroBatched, Momentum, Objective,
+    Report, StepRule, StopReason,
 };
 use ndarray::{Array1, ArrayRef1};
 

@@ -125,68 +125,72 @@ fn losses_along_a_line<F: Float, O: Objective<F> + Sync>(
     let d: Array1<F> = (0..model.dim())
         .map(|_| F::from_f64(r.random::<f64>() - 0.5))
         .collect();
-    let mut line = Vec::new();
-    assert!(!PerSampleOnly(model).prepare_line(w, &d, batch, &mut line));
-    let prepared = |threads: usize| {
-        in_threads(threads, || {
-            let mut line = Vec::new();
-            let ready = model.prepare_line(w, &d, batch, &mut line);
-            (ready, line)
-        })
-    };
-    let (ready, line) = prepared(1);
-    if !ready {
+    assert!(PerSampleOnly(model).line().is_none());
+    let Some(mut line) = model.line() else {
         return;
-    }
-    let (_, line3) = prepared(3);
-    assert_eq!(
-        line.iter()
-            .map(|x| x.as_f64().to_bits())
-            .collect::<Vec<_>>(),
-        line3
+    };
+    line.prepare(w, &d, batch);
+    let steps = [0.0, 1.0, 0.37, 1e-3, -0.5, 4.0];
+    let points: Vec<(F, Array1<F>)> = steps
+        .iter()
+        .map(|&alpha| {
+            let a = F::from_f64(alpha);
+            (a, w + &d.mapv(|x| a * x))
+        })
+        .collect();
+    let losses = |line: &dyn LineLoss<F>| -> Vec<u64> {
+        points
             .iter()
-            .map(|x| x.as_f64().to_bits())
-            .collect::<Vec<_>>(),
+            .map(|(a, point)| line.loss(*a, point).as_f64().to_bits())
+            .collect()
+    };
+    let one_thread = losses(line.as_ref());
+    // Prepared and evaluated on 3 threads: the same bits.
+    let prepared3 = in_threads(3, || {
+        let mut line3 = model.line().expect("the same model has lines");
+        line3.prepare(w, &d, batch);
+        losses(line3.as_ref())
+    });
+    assert_eq!(
+        prepared3, one_thread,
         "{name}: the line does not depend on the threads"
     );
-    // The same values from the statistics pass, whose statistics are unchanged by them.
-    let (mut plain, mut with_line, mut line2) = (
-        GradStats::new(model.dim()),
-        GradStats::new(model.dim()),
-        Vec::new(),
-    );
+    // The same line from the statistics pass, whose statistics are unchanged by it.
+    let (mut plain, mut with_line) = (GradStats::new(model.dim()), GradStats::new(model.dim()));
     model.batch_gradient(w, batch, &mut plain);
-    if model.batch_gradient_line(w, &d, batch, &mut with_line, &mut line2) {
+    let mut fused = model.line().expect("the same model has lines");
+    if fused.prepare_with_gradient(w, &d, batch, &mut with_line) {
         assert_eq!(
-            bits_of(&line2),
-            bits_of(&line),
+            losses(fused.as_ref()),
+            one_thread,
             "{name}: the line from the statistics pass"
+        );
+        assert_eq!(
+            bits_of(with_line.mean().as_slice().unwrap()),
+            bits_of(plain.mean().as_slice().unwrap()),
+            "{name}: statistics with the line"
+        );
+    } else {
+        assert_eq!(
+            with_line.count(),
+            0,
+            "{name}: a pass not taken adds nothing"
         );
     }
     assert_eq!(
-        bits_of(with_line.mean().as_slice().unwrap()),
-        bits_of(plain.mean().as_slice().unwrap()),
-        "{name}: statistics with the line"
-    );
-    let at_w = model.line_loss(&line, batch, F::zero(), w);
-    assert_eq!(
-        at_w.as_f64().to_bits(),
+        one_thread[0],
         model.batch_loss(w, batch).as_f64().to_bits(),
         "{name} n={}: a step of 0 gives the loss at w",
         batch.len()
     );
-    for alpha in [1.0, 0.37, 1e-3, -0.5, 4.0] {
-        let a = F::from_f64(alpha);
-        let point = w + &d.mapv(|x| a * x);
-        let along = model.line_loss(&line, batch, a, &point).as_f64();
-        let direct = model.batch_loss(&point, batch).as_f64();
+    for ((alpha, (_, point)), along) in steps.iter().zip(&points).zip(&one_thread) {
+        let along = f64::from_bits(*along);
+        let direct = model.batch_loss(point, batch).as_f64();
         assert!(
             (along - direct).abs() <= tol * direct.abs().max(1.0),
             "{name} n={} α={alpha}: {along} along the line, {direct} at the point",
             batch.len()
         );
-        let threads3 = in_threads(3, || model.line_loss(&line, batch, a, &point));
-        assert_eq!(threads3.as_f64().to_bits(), along.to_bits(), "{name}");
     }
 }
 

@@ -23,7 +23,7 @@
 //! # Example
 //! A linear layer fitted to `y = 2x₀ − x₁ + 0.5` with one pass per batch:
 //! ```
-//! use bigbatch::{BigBatchOptimizer, BigBatchSgd};
+//! use bigbatch::{BigBatchSgd};
 //! use bigbatch_candle::{CandleModel, Tape, init, per_sample};
 //! use candle_core::{DType, Device, Module, Tensor};
 //! use candle_nn::{VarBuilder, VarMap};

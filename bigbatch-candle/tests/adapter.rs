@@ -1,7 +1,7 @@
 //! The Candle adapter: gradients agree with the analytic ones, parameters round-trip, failures
 //! become typed errors, and a run reaches a known optimum.
 
-use bigbatch::{BatchObjective, BigBatchOptimizer, BigBatchSgd, Error, Groups, Objective};
+use bigbatch::{BatchObjective, BigBatchSgd, Error, Groups, Objective};
 use bigbatch_candle::{CandleModel, idx};
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap, linear};

@@ -4,8 +4,8 @@
 //! networks the tape does not cover are refused by name.
 
 use bigbatch::{
-    BatchObjective, BigBatchOptimizer, BigBatchSgd, Error as BbError, GradStats, Groups,
-    MicroBatched, Objective, StopReason,
+    BatchObjective, BigBatchSgd, Error as BbError, GradStats, Groups, MicroBatched, Objective,
+    StopReason,
 };
 use bigbatch_candle::{CandleModel, Error, OnePass, Tape, init, per_sample};
 use candle_core::{D, DType, Device, Module, Tensor};

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bigbatch::data::{Dataset, Features};
-use bigbatch::{Float, GradStats, Objective};
+use bigbatch::{Float, Forward, GradStats, LineLoss, Objective};
 use ndarray::{Array1, Array2, ArrayRef1, Axis};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -172,18 +172,10 @@ fn add(counter: &AtomicU64, since: Instant) {
     counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
 }
 
-impl<F: Float, O: Objective<F>> Objective<F> for Timed<'_, O> {
-    fn n_samples(&self) -> usize {
-        self.inner.n_samples()
-    }
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    fn sample_loss(&self, w: &ArrayRef1<F>, i: usize) -> F {
-        self.inner.sample_loss(w, i)
-    }
-    fn sample_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) {
-        self.inner.sample_gradient(w, i, grad)
+impl<F: Float, O: Objective<F>> Forward<F> for Timed<'_, O> {
+    type Inner = O;
+    fn inner(&self) -> &O {
+        self.inner
     }
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
         let t = Instant::now();
@@ -191,40 +183,46 @@ impl<F: Float, O: Objective<F>> Objective<F> for Timed<'_, O> {
         add(&self.loss_ns, t);
         loss
     }
-    fn prepare_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        line: &mut Vec<F>,
-    ) -> bool {
-        let t = Instant::now();
-        let ready = self.inner.prepare_line(w, d, batch, line);
-        add(&self.loss_ns, t);
-        ready
-    }
-    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
-        let t = Instant::now();
-        let loss = self.inner.line_loss(line, batch, alpha, point);
-        add(&self.loss_ns, t);
-        loss
-    }
-    fn batch_gradient_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        stats: &mut GradStats<F>,
-        line: &mut Vec<F>,
-    ) -> bool {
-        let t = Instant::now();
-        let ready = self.inner.batch_gradient_line(w, d, batch, stats, line);
-        add(&self.gradient_ns, t);
-        ready
-    }
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         let t = Instant::now();
         self.inner.batch_gradient(w, batch, stats);
         add(&self.gradient_ns, t);
+    }
+    fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
+        let inner = self.inner.line()?;
+        Some(Box::new(TimedLine { timed: self, inner }))
+    }
+}
+
+/// The line object of a [`Timed`] objective: its preparation and losses count as loss time,
+/// its statistics pass as gradient time.
+struct TimedLine<'a, F, O> {
+    timed: &'a Timed<'a, O>,
+    inner: Box<dyn LineLoss<F> + 'a>,
+}
+
+impl<F: Float, O> LineLoss<F> for TimedLine<'_, F, O> {
+    fn prepare(&mut self, w: &ArrayRef1<F>, d: &ArrayRef1<F>, batch: &[usize]) {
+        let t = Instant::now();
+        self.inner.prepare(w, d, batch);
+        add(&self.timed.loss_ns, t);
+    }
+    fn loss(&self, step: F, point: &ArrayRef1<F>) -> F {
+        let t = Instant::now();
+        let loss = self.inner.loss(step, point);
+        add(&self.timed.loss_ns, t);
+        loss
+    }
+    fn prepare_with_gradient(
+        &mut self,
+        w: &ArrayRef1<F>,
+        d: &ArrayRef1<F>,
+        batch: &[usize],
+        stats: &mut GradStats<F>,
+    ) -> bool {
+        let t = Instant::now();
+        let done = self.inner.prepare_with_gradient(w, d, batch, stats);
+        add(&self.timed.gradient_ns, t);
+        done
     }
 }

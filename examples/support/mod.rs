@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use bigbatch::observe::from_fn;
-use bigbatch::{BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Objective, StepRule};
+use bigbatch::{BigBatchSgd, GradStats, IterView, Objective, StepRule};
 use ndarray::Array1;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};

@@ -5,7 +5,7 @@ use ndarray::{ArrayRef1, ArrayView1};
 use super::{Workers, agree};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::objective::Objective;
+use crate::objective::{LineLoss, Objective};
 use crate::stats::GradStats;
 
 /// Which worker holds which samples.
@@ -34,7 +34,7 @@ pub enum Layout {
 /// # Example
 /// ```
 /// use bigbatch::distributed::{Layout, Sharded, ThreadRanks, Workers};
-/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Logistic};
+/// use bigbatch::{BigBatchSgd, datasets, models::Logistic};
 /// use ndarray::Array1;
 ///
 /// let data = datasets::heart_scale::<f64>().with_bias();
@@ -242,46 +242,64 @@ impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
         self.merge_workers(&part, stats);
     }
 
-    /// Each worker prepares the line of its own samples of the batch; the line is ready if
-    /// every worker's is.
-    fn prepare_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        line: &mut Vec<F>,
-    ) -> bool {
-        let local = self.local_part(batch);
-        let ready = self.local.prepare_line(w, d, &local, line);
-        self.all_ready(ready)
+    /// Each worker keeps the line of its own samples of the batch; the objective has lines if
+    /// every worker's has (a collective call, as every method here is).
+    fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
+        let inner = self.local.line();
+        if !self.all_ready(inner.is_some()) {
+            return None;
+        }
+        Some(Box::new(ShardedLine {
+            sharded: self,
+            inner: inner?,
+            local: Vec::new(),
+        }))
+    }
+}
+
+/// The line of a [`Sharded`] objective: this worker's line on its samples of the batch.
+struct ShardedLine<'a, F, O, W> {
+    sharded: &'a Sharded<O, W>,
+    inner: Box<dyn LineLoss<F> + 'a>,
+    local: Vec<usize>,
+}
+
+impl<F: Float, O: Objective<F>, W: Workers> LineLoss<F> for ShardedLine<'_, F, O, W> {
+    fn prepare(&mut self, w: &ArrayRef1<F>, d: &ArrayRef1<F>, batch: &[usize]) {
+        self.local = self.sharded.local_part(batch);
+        self.inner.prepare(w, d, &self.local);
     }
 
-    /// The local losses along the line, merged as [`batch_loss`](Self::batch_loss) merges.
-    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
-        let local = self.local_part(batch);
-        let mean = if local.is_empty() {
+    /// The local losses along the line, merged as the batch losses of [`Sharded`] merge.
+    fn loss(&self, t: F, point: &ArrayRef1<F>) -> F {
+        let mean = if self.local.is_empty() {
             0.0
         } else {
-            self.local.line_loss(line, &local, alpha, point).as_f64()
+            self.inner.loss(t, point).as_f64()
         };
-        self.merge_means(local.len(), mean)
+        self.sharded.merge_means(self.local.len(), mean)
     }
 
-    fn batch_gradient_line(
-        &self,
+    /// Done if every worker's line did it; a worker whose line did not computes its
+    /// statistics on its own.
+    fn prepare_with_gradient(
+        &mut self,
         w: &ArrayRef1<F>,
         d: &ArrayRef1<F>,
         batch: &[usize],
         stats: &mut GradStats<F>,
-        line: &mut Vec<F>,
     ) -> bool {
-        let local = self.local_part(batch);
-        let mut part = GradStats::new(self.dim);
-        let ready = self
-            .local
-            .batch_gradient_line(w, d, &local, &mut part, line);
-        self.merge_workers(&part, stats);
-        self.all_ready(ready)
+        self.local = self.sharded.local_part(batch);
+        let mut part = GradStats::new(self.sharded.dim);
+        let done = self
+            .inner
+            .prepare_with_gradient(w, d, &self.local, &mut part);
+        if !done {
+            part.reset();
+            self.sharded.local.batch_gradient(w, &self.local, &mut part);
+        }
+        self.sharded.merge_workers(&part, stats);
+        self.sharded.all_ready(done)
     }
 }
 

@@ -1,25 +1,24 @@
-//! The line `w + αd` a line search's trial points lie on, and what the objective prepared for
-//! the losses along it ([`Objective::prepare_line`]).
+//! The line `w + αd` a line search's trial points lie on, and whether the objective's line
+//! object ([`Objective::line`]) holds the losses along it.
 
 use ndarray::Array1;
 
 use super::same_bits;
 use crate::float::Float;
-use crate::objective::Objective;
+use crate::objective::{LineLoss, Objective};
 use crate::stats::GradStats;
 
 /// A line within one iteration: its base point and direction, the step of the current trial
-/// along it, and the objective's values along it once asked for.
+/// along it, and whether the objective's line object was prepared on it.
 #[derive(Debug, Clone)]
 pub(super) struct Line<F> {
     w: Array1<F>,
     dir: Array1<F>,
     /// The step of the current trial point.
     alpha: Option<F>,
-    /// The step at which the values were taken (`None`: at `w` itself).
+    /// The step at which the line object was prepared (`None`: at `w` itself).
     anchor: Option<F>,
-    values: Vec<F>,
-    /// Whether the objective was asked for the values on this line, and whether it gave them.
+    /// Whether the line object was asked to prepare this line, and whether it did.
     asked: bool,
     ready: bool,
 }
@@ -31,7 +30,6 @@ impl<F> Default for Line<F> {
             dir: Array1::from_vec(Vec::new()),
             alpha: None,
             anchor: None,
-            values: Vec::new(),
             asked: false,
             ready: false,
         }
@@ -65,45 +63,53 @@ impl<F: Float> Line<F> {
         }
     }
 
-    /// The batch loss at the trial `point`: from the values along the line when the objective
-    /// prepares them (the first trial on a line prepares them, with one read of the batch; the
-    /// others read no data), otherwise from [`Objective::batch_loss`].
-    pub(super) fn loss<O: Objective<F> + ?Sized>(
+    /// The batch loss at the trial `point`: from the line object when the objective has one
+    /// (the first trial on a line prepares it, with one read of the batch; the others read no
+    /// data), otherwise from [`Objective::batch_loss`].
+    pub(super) fn loss<'l, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
+        mut along: Option<&mut (dyn LineLoss<F> + 'l)>,
         batch: &[usize],
         point: &Array1<F>,
     ) -> F {
         if !self.asked {
             self.asked = true;
-            self.ready = objective.prepare_line(&self.w, &self.dir, batch, &mut self.values);
+            if let Some(along) = along.as_deref_mut() {
+                along.prepare(&self.w, &self.dir, batch);
+                self.ready = true;
+            }
         }
-        match self.alpha {
-            Some(alpha) if self.ready => {
+        match (self.alpha, along) {
+            (Some(alpha), Some(along)) if self.ready => {
                 let from_anchor = self.anchor.map_or(alpha, |a| alpha - a);
-                objective.line_loss(&self.values, batch, from_anchor, point)
+                along.loss(from_anchor, point)
             }
             _ => objective.batch_loss(point, batch),
         }
     }
 
     /// Adds the batch statistics at the trial `point` to `stats`. The first evaluation on the
-    /// line also takes the values along it there ([`Objective::batch_gradient_line`]), which
-    /// serve the shorter steps if this one is rejected.
-    pub(super) fn stats<O: Objective<F> + ?Sized>(
+    /// line also prepares the line object there when it can
+    /// ([`LineLoss::prepare_with_gradient`]), for the shorter steps if this one is rejected.
+    pub(super) fn stats<'l, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
+        along: Option<&mut (dyn LineLoss<F> + 'l)>,
         batch: &[usize],
         point: &Array1<F>,
         stats: &mut GradStats<F>,
     ) {
         if self.asked {
             objective.batch_gradient(point, batch, stats);
-        } else {
-            self.asked = true;
-            self.ready =
-                objective.batch_gradient_line(point, &self.dir, batch, stats, &mut self.values);
-            self.anchor = self.alpha;
+            return;
+        }
+        self.asked = true;
+        self.anchor = self.alpha;
+        self.ready =
+            along.is_some_and(|along| along.prepare_with_gradient(point, &self.dir, batch, stats));
+        if !self.ready {
+            objective.batch_gradient(point, batch, stats);
         }
     }
 }

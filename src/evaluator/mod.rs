@@ -6,7 +6,7 @@ use ndarray::{Array1, Zip};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::objective::Objective;
+use crate::objective::{LineLoss, Objective};
 use crate::stats::GradStats;
 
 mod line;
@@ -318,9 +318,10 @@ impl<F: Float> Evaluator<F> {
     /// prepares it, with one read of the batch; the others read no data), otherwise from
     /// [`Objective::batch_loss`]. `None`, evaluating nothing, if the budget of loss evaluations
     /// cannot pay for them.
-    pub(crate) fn trial_loss<O: Objective<F> + ?Sized>(
+    pub(crate) fn trial_loss<'l, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
+        along: Option<&mut (dyn LineLoss<F> + 'l)>,
         batch: &[usize],
     ) -> Option<F> {
         if !self.afford_losses(batch.len()) {
@@ -328,7 +329,7 @@ impl<F: Float> Evaluator<F> {
         }
         self.loss_evals += batch.len() as u64;
         let s = &mut self.scratch;
-        let loss = s.line.loss(objective, batch, &s.trial_point);
+        let loss = s.line.loss(objective, along, batch, &s.trial_point);
         s.trial_loss = Some((batch.len(), loss));
         self.count_trial(loss);
         Some(loss)
@@ -336,22 +337,28 @@ impl<F: Float> Evaluator<F> {
 
     /// The batch loss at the last trial point, computed with the batch's full statistics there
     /// when they can be kept and the budget pays for them (and, if it is the first evaluation
-    /// on this line, with the values along the line: [`Objective::batch_gradient_line`]);
+    /// on this line, preparing the line object there: [`LineLoss::prepare_with_gradient`]);
     /// otherwise as [`trial_loss`](Self::trial_loss).
-    pub(crate) fn trial_stats<O: Objective<F> + ?Sized>(
+    pub(crate) fn trial_stats<'l, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
+        mut along: Option<&mut (dyn LineLoss<F> + 'l)>,
         batch: &[usize],
     ) -> Option<F> {
         let n = batch.len();
         if !self.scratch.keep_trials || n as u64 > self.remaining() {
-            return self.trial_loss(objective, batch);
+            return self.trial_loss(objective, along, batch);
         }
         let s = &mut self.scratch;
         s.trial_stats.reset();
         self.grad_evals += n as u64;
-        s.line
-            .stats(objective, batch, &s.trial_point, &mut s.trial_stats);
+        s.line.stats(
+            objective,
+            along.as_deref_mut(),
+            batch,
+            &s.trial_point,
+            &mut s.trial_stats,
+        );
         // A batched gradient that adds the wrong samples is not kept; the next iteration then
         // evaluates the batch itself, and reports the mismatch.
         s.trial_valid = s.trial_stats.count() == n;
@@ -360,7 +367,7 @@ impl<F: Float> Evaluator<F> {
                 self.count_trial(loss);
                 Some(loss)
             }
-            _ => self.trial_loss(objective, batch),
+            _ => self.trial_loss(objective, along, batch),
         }
     }
 

@@ -31,7 +31,7 @@ fn trial_statistics_are_adopted_only_at_their_own_point() {
     eval.keep_trials(true);
     // A trial with statistics at w + 0.5 d, then the move elsewhere: nothing is kept.
     eval.set_trial(&w, &d, 0.5);
-    let loss = eval.trial_stats(&data, &batch).unwrap();
+    let loss = eval.trial_stats(&data, None, &batch).unwrap();
     assert_eq!(
         loss.to_bits(),
         data.batch_loss(&array![0.5], &batch).to_bits()
@@ -40,16 +40,16 @@ fn trial_statistics_are_adopted_only_at_their_own_point() {
     assert!(eval.valid_stats().is_none());
     // The same trial, then the move onto it: its statistics become the batch's.
     eval.set_trial(&w, &d, 0.5);
-    eval.trial_stats(&data, &batch);
+    eval.trial_stats(&data, None, &batch);
     eval.adopt(&array![0.5]);
     let stats = eval.valid_stats().expect("adopted");
     assert!((stats.mean()[0] - (0.5 - (1.0 + 4.0 + 8.0) / 3.0)).abs() < 1e-15);
     assert_eq!(stats.count(), 3);
     // A later loss-only trial at the same point forgets the statistics computed there.
     eval.set_trial(&w, &d, 0.5);
-    eval.trial_stats(&data, &batch);
+    eval.trial_stats(&data, None, &batch);
     eval.set_trial(&w, &d, 0.5);
-    eval.trial_loss(&data, &batch);
+    eval.trial_loss(&data, None, &batch);
     eval.adopt(&array![0.5]);
     assert!(eval.valid_stats().is_none());
     // Every evaluation was counted: 3 batches of gradients at w and at the trials, ...
@@ -73,37 +73,52 @@ impl Objective for LineMean {
     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) {
         self.0.sample_gradient(w, i, g)
     }
-    fn prepare_line(
-        &self,
-        w: &ArrayRef1<f64>,
-        d: &ArrayRef1<f64>,
-        batch: &[usize],
-        line: &mut Vec<f64>,
-    ) -> bool {
-        self.1.set(self.1.get() + 1);
-        line.clear();
-        line.extend(batch.iter().flat_map(|&i| [w[0] - self.0.0[i], d[0]]));
-        true
+    fn line(&self) -> Option<Box<dyn LineLoss<f64> + '_>> {
+        Some(Box::new(MeanLine {
+            data: self,
+            values: Vec::new(),
+        }))
     }
-    fn batch_gradient_line(
-        &self,
+}
+
+/// The residuals `w₀ − a_i` and the slope `d₀` of each sample.
+struct MeanLine<'a> {
+    data: &'a LineMean,
+    values: Vec<f64>,
+}
+
+impl MeanLine<'_> {
+    fn fill(&mut self, w: &ArrayRef1<f64>, d: &ArrayRef1<f64>, batch: &[usize]) {
+        let a = &self.data.0.0;
+        self.values.clear();
+        self.values
+            .extend(batch.iter().flat_map(|&i| [w[0] - a[i], d[0]]));
+    }
+}
+
+impl LineLoss<f64> for MeanLine<'_> {
+    fn prepare(&mut self, w: &ArrayRef1<f64>, d: &ArrayRef1<f64>, batch: &[usize]) {
+        self.data.1.set(self.data.1.get() + 1);
+        self.fill(w, d, batch);
+    }
+    fn loss(&self, t: f64, _: &ArrayRef1<f64>) -> f64 {
+        let sum: f64 = self
+            .values
+            .chunks(2)
+            .map(|p| 0.5 * (p[0] + t * p[1]).powi(2))
+            .sum();
+        2.0 * sum / self.values.len() as f64
+    }
+    fn prepare_with_gradient(
+        &mut self,
         w: &ArrayRef1<f64>,
         d: &ArrayRef1<f64>,
         batch: &[usize],
         stats: &mut GradStats<f64>,
-        line: &mut Vec<f64>,
     ) -> bool {
-        self.batch_gradient(w, batch, stats);
-        line.clear();
-        line.extend(batch.iter().flat_map(|&i| [w[0] - self.0.0[i], d[0]]));
+        self.data.batch_gradient(w, batch, stats);
+        self.fill(w, d, batch);
         true
-    }
-    fn line_loss(&self, line: &[f64], batch: &[usize], alpha: f64, _: &ArrayRef1<f64>) -> f64 {
-        let sum: f64 = line
-            .chunks(2)
-            .map(|p| 0.5 * (p[0] + alpha * p[1]).powi(2))
-            .sum();
-        sum / batch.len() as f64
     }
 }
 
@@ -112,25 +127,27 @@ fn a_line_is_prepared_once_for_all_its_trials() {
     let data = LineMean(Mean(vec![1.0, 2.0, 4.0, 8.0]), std::cell::Cell::new(0));
     let batch = [0, 1, 3];
     let (w, d, d2) = (array![0.0], array![1.0], array![2.0]);
+    let mut along = data.line().expect("a line object");
     let mut eval = Evaluator::new(1);
     eval.prepare(u64::MAX, u64::MAX);
-    let trial = |eval: &mut Evaluator<f64>, d: &Array1<f64>, alpha: f64| {
-        eval.set_trial(&w, d, alpha);
-        let loss = eval.trial_loss(&data, &batch).unwrap();
-        let direct = data.batch_loss(&(&w + &(d * alpha)), &batch);
-        assert!(
-            (loss - direct).abs() <= 1e-15 * direct,
-            "{loss} vs {direct}"
-        );
-    };
+    let trial =
+        |eval: &mut Evaluator<f64>, along: &mut dyn LineLoss<f64>, d: &Array1<f64>, alpha: f64| {
+            eval.set_trial(&w, d, alpha);
+            let loss = eval.trial_loss(&data, Some(along), &batch).unwrap();
+            let direct = data.batch_loss(&(&w + &(d * alpha)), &batch);
+            assert!(
+                (loss - direct).abs() <= 1e-15 * direct,
+                "{loss} vs {direct}"
+            );
+        };
     for alpha in [1.0, 0.5, 0.25] {
-        trial(&mut eval, &d, alpha);
+        trial(&mut eval, along.as_mut(), &d, alpha);
     }
     assert_eq!(data.1.get(), 1, "three trials on one line");
-    trial(&mut eval, &d2, 0.5);
+    trial(&mut eval, along.as_mut(), &d2, 0.5);
     assert_eq!(data.1.get(), 2, "another direction, another line");
     eval.prepare(u64::MAX, u64::MAX);
-    trial(&mut eval, &d2, 0.5);
+    trial(&mut eval, along.as_mut(), &d2, 0.5);
     assert_eq!(data.1.get(), 3, "a new iteration forgets the line");
     assert_eq!(eval.loss_evals(), 5 * 3, "every trial counts its losses");
 
@@ -140,9 +157,9 @@ fn a_line_is_prepared_once_for_all_its_trials() {
     eval.add(&data, &w, &batch).unwrap();
     eval.keep_trials(true);
     eval.set_trial(&w, &d, 1.0);
-    eval.trial_stats(&data, &batch);
+    eval.trial_stats(&data, Some(along.as_mut()), &batch);
     for alpha in [0.5, 0.25] {
-        trial(&mut eval, &d, alpha);
+        trial(&mut eval, along.as_mut(), &d, alpha);
     }
     assert_eq!(data.1.get(), 3, "the statistics pass prepared the line");
 }
@@ -158,7 +175,7 @@ fn trials_keep_no_statistics_unless_allowed_and_paid_for() {
         eval.add(&data, &w, &batch).unwrap();
         eval.keep_trials(keep);
         eval.set_trial(&w, &d, 1.0);
-        eval.trial_stats(&data, &batch);
+        eval.trial_stats(&data, None, &batch);
         eval.adopt(&array![1.0]);
         assert!(eval.valid_stats().is_none(), "keep {keep}, limit {limit}");
         assert_eq!((eval.grad_evals(), eval.loss_evals()), (4, 4));

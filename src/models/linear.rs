@@ -2,12 +2,13 @@
 
 use ndarray::{Array1, ArrayRef1, ArrayView1, Zip};
 
+use super::line::{LineValues, ValuesLine};
 use super::{batch_mean_loss, check_not_empty, mean_loss_by_position, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::kernels::{dense_line, dense_rows};
-use crate::objective::Objective;
+use crate::objective::{LineLoss, Objective};
 use crate::parallel::{accumulate_chunks, accumulate_chunks_filling, fill_chunks};
 use crate::stats::GradStats;
 
@@ -128,7 +129,7 @@ pub struct Linear<F, L> {
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, data::Dataset, models::LeastSquares};
+/// use bigbatch::{BigBatchSgd, data::Dataset, models::LeastSquares};
 /// use ndarray::{Array1, Array2};
 ///
 /// let x = Array2::from_shape_fn((500, 3), |(i, j)| ((i * (j + 2)) as f64 * 0.37).sin());
@@ -145,7 +146,7 @@ pub type LeastSquares<F = f64> = Linear<F, SquaredLoss>;
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Logistic};
+/// use bigbatch::{BigBatchSgd, datasets, models::Logistic};
 /// use ndarray::Array1;
 ///
 /// let model = Logistic::new(datasets::heart_scale::<f64>().with_bias(), 1e-2)?;
@@ -359,6 +360,12 @@ impl<F: Float, L: ScalarLoss> Linear<F, L> {
 }
 
 impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
+    /// Losses along a line from values kept per sample of the batch: `x_i·w` and `x_i·d`, from
+    /// one read of each row.
+    fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
+        Some(Box::new(ValuesLine::new(self)))
+    }
+
     fn n_samples(&self) -> usize {
         self.targets.len()
     }
@@ -396,26 +403,30 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
         })
     }
 
+    /// One read of each row: `z_i = x_i·w`, then `Σ φ'_i x_i`, `Σ φ'_i²‖x_i‖²` and `Σ φ_i` per
+    /// chunk of rows, merged into `stats` (see the [module docs](crate::models)); chunks in
+    /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
+    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
+        accumulate_chunks(batch, stats, |chunk, part| {
+            self.chunk_stats(w, chunk, part, None);
+        });
+    }
+}
+
+impl<F: Float, L: ScalarLoss> LineValues<F> for Linear<F, L> {
     /// `x_i·w` and `x_i·d` of every sample of the batch, from one read of each row.
-    fn prepare_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        line: &mut Vec<F>,
-    ) -> bool {
+    fn fill_line(&self, w: &ArrayRef1<F>, d: &ArrayRef1<F>, batch: &[usize], line: &mut Vec<F>) {
         line.clear();
         line.resize(2 * batch.len(), F::zero());
         fill_chunks(batch, line, 2, &|chunk: &[usize], part: &mut [F]| {
             self.chunk_line(w, d, chunk, part)
         });
-        true
     }
 
     /// `(1/|B|) Σ φ(z_i + α s_i, y_i) + (λ/2)‖point‖²` from the stored `z_i = x_i·w` and
     /// `s_i = x_i·d`, summed along the same tree as [`batch_loss`](Self::batch_loss): at
     /// `alpha = 0` the very number `batch_loss(w)` gives.
-    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
+    fn loss_on_line(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
         mean_loss_by_position(batch.len(), point, self.lambda, |r| {
             batch[r.clone()]
                 .iter()
@@ -429,17 +440,8 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
         })
     }
 
-    /// One read of each row: `z_i = x_i·w`, then `Σ φ'_i x_i`, `Σ φ'_i²‖x_i‖²` and `Σ φ_i` per
-    /// chunk of rows, merged into `stats` (see the [module docs](crate::models)); chunks in
-    /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
-    fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
-        accumulate_chunks(batch, stats, |chunk, part| {
-            self.chunk_stats(w, chunk, part, None);
-        });
-    }
-
     /// The statistics pass, with `x_i·d` of each row taken while the row is in cache.
-    fn batch_gradient_line(
+    fn gradient_and_line(
         &self,
         w: &ArrayRef1<F>,
         d: &ArrayRef1<F>,

@@ -2,12 +2,13 @@
 
 use ndarray::{Array1, ArrayRef1, Zip, s};
 
+use super::line::{LineValues, ValuesLine};
 use super::{batch_mean_loss, class_labels, mean_loss_by_position, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Result, check};
 use crate::float::Float;
 use crate::kernels::dense_class_rows;
-use crate::objective::Objective;
+use crate::objective::{LineLoss, Objective};
 use crate::parallel::{accumulate_chunks, fill_chunks};
 use crate::stats::GradStats;
 
@@ -24,7 +25,7 @@ use crate::stats::GradStats;
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, datasets, models::Softmax};
+/// use bigbatch::{BigBatchSgd, datasets, models::Softmax};
 /// use ndarray::Array1;
 ///
 /// let digits = datasets::digits::<f64>().with_bias();
@@ -121,6 +122,12 @@ impl<F: Float> Softmax<F> {
 }
 
 impl<F: Float> Objective<F> for Softmax<F> {
+    /// Losses along a line from values kept per sample of the batch: the logits and their
+    /// changes along the direction, from one read of each row.
+    fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
+        Some(Box::new(ValuesLine::new(self)))
+    }
+
     fn n_samples(&self) -> usize {
         self.labels.len()
     }
@@ -169,48 +176,6 @@ impl<F: Float> Objective<F> for Softmax<F> {
         })
     }
 
-    /// The logits `x_i·W_k` and their changes `x_i·D_k` along the direction, `2K` values per
-    /// sample, from one read of each row.
-    fn prepare_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        line: &mut Vec<F>,
-    ) -> bool {
-        let k = self.n_classes;
-        line.clear();
-        line.resize(2 * k * batch.len(), F::zero());
-        fill_chunks(batch, line, 2 * k, &|chunk: &[usize], part: &mut [F]| {
-            for (&i, values) in chunk.iter().zip(part.chunks_exact_mut(2 * k)) {
-                let (z, s) = values.split_at_mut(k);
-                self.logits(w, i, z);
-                self.logits(d, i, s);
-            }
-        });
-        true
-    }
-
-    /// The mean loss at the logits `z + α s`, summed along the same tree as
-    /// [`batch_loss`](Self::batch_loss): at `alpha = 0` the very number `batch_loss(w)` gives.
-    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
-        let k = self.n_classes;
-        mean_loss_by_position(batch.len(), point, self.lambda, |r| {
-            let mut z = vec![F::zero(); k];
-            let values = &line[2 * k * r.start..2 * k * r.end];
-            batch[r]
-                .iter()
-                .zip(values.chunks_exact(2 * k))
-                .map(|(&i, v)| {
-                    for (j, zj) in z.iter_mut().enumerate() {
-                        *zj = v[j] + alpha * v[k + j];
-                    }
-                    Self::residual(&mut z, self.labels[i]).0.as_f64()
-                })
-                .sum()
-        })
-    }
-
     /// One pass over the rows per chunk: logits, the residual `c = p − e_y`, then
     /// `Σ c ⊗ x_i` and `Σ ‖c‖²‖x_i‖²` (in `f64`), merged exactly into `stats`; chunks in
     /// parallel with the `rayon` feature ([`parallel`](crate::parallel)).
@@ -247,5 +212,42 @@ impl<F: Float> Objective<F> for Softmax<F> {
             }
             merge_chunk(part, chunk.len(), &mut sum, sq, loss, self.lambda, w);
         });
+    }
+}
+
+impl<F: Float> LineValues<F> for Softmax<F> {
+    /// The logits `x_i·W_k` and their changes `x_i·D_k` along the direction, `2K` values per
+    /// sample, from one read of each row.
+    fn fill_line(&self, w: &ArrayRef1<F>, d: &ArrayRef1<F>, batch: &[usize], line: &mut Vec<F>) {
+        let k = self.n_classes;
+        line.clear();
+        line.resize(2 * k * batch.len(), F::zero());
+        fill_chunks(batch, line, 2 * k, &|chunk: &[usize], part: &mut [F]| {
+            for (&i, values) in chunk.iter().zip(part.chunks_exact_mut(2 * k)) {
+                let (z, s) = values.split_at_mut(k);
+                self.logits(w, i, z);
+                self.logits(d, i, s);
+            }
+        });
+    }
+
+    /// The mean loss at the logits `z + α s`, summed along the same tree as
+    /// [`batch_loss`](Self::batch_loss): at `alpha = 0` the very number `batch_loss(w)` gives.
+    fn loss_on_line(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
+        let k = self.n_classes;
+        mean_loss_by_position(batch.len(), point, self.lambda, |r| {
+            let mut z = vec![F::zero(); k];
+            let values = &line[2 * k * r.start..2 * k * r.end];
+            batch[r]
+                .iter()
+                .zip(values.chunks_exact(2 * k))
+                .map(|(&i, v)| {
+                    for (j, zj) in z.iter_mut().enumerate() {
+                        *zj = v[j] + alpha * v[k + j];
+                    }
+                    Self::residual(&mut z, self.labels[i]).0.as_f64()
+                })
+                .sum()
+        })
     }
 }

@@ -132,7 +132,7 @@ impl StopRule {
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BarzilaiBorwein, BigBatchOptimizer, BigBatchSgd, Objective};
+/// use bigbatch::{BarzilaiBorwein, BigBatchSgd, Objective};
 /// use ndarray::{ArrayRef1, array};
 ///
 /// /// Least squares on the line: f_i(w) = (w₀ + w₁ t_i − y_i)² / 2.

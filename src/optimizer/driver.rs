@@ -5,17 +5,17 @@ use std::ops::ControlFlow;
 
 use ndarray::{Array1, Zip};
 
+use super::Outcome;
 use super::config::{BatchMode, BigBatchSgd};
 use super::drawing::Drawn;
 use super::state::RunState;
-use super::{BigBatchOptimizer, Outcome, StopRule};
 use crate::batch::grown_size;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::objective::Objective;
+use crate::objective::{LineLoss, Objective};
 use crate::observe::{IterView, Observer};
 use crate::report::{IterRecord, Report, StopReason};
-use crate::step::{Step, StepContext, StepRule};
+use crate::step::{Step, StepContext, StepRule, Trials};
 
 /// What the loop does after each step besides handing it to the observer: saving a
 /// checkpoint (with the `serde` feature). `Break` ends the run with the reason given.
@@ -35,7 +35,7 @@ impl<F, S> AfterStep<F, S> for () {
 
 impl<S: StepRule> BigBatchSgd<S> {
     /// Runs from `run` until a stopping rule fires: the loop of
-    /// [`resume_with`](BigBatchOptimizer::resume_with), with `after` called after each step.
+    /// [`resume_with`](BigBatchSgd::resume_with), with `after` called after each step.
     pub(crate) fn drive<F, O, Ob, A>(
         &mut self,
         objective: &O,
@@ -50,6 +50,8 @@ impl<S: StepRule> BigBatchSgd<S> {
         A: AfterStep<F, S> + ?Sized,
     {
         run.check_fits(objective.n_samples(), objective.dim())?;
+        // The objective's losses along lines, kept for the whole run.
+        let mut along = objective.line();
         let stop = loop {
             if run.iteration >= self.stop.max_iterations {
                 break StopReason::IterationBudget;
@@ -57,7 +59,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             if run.grad_evals() >= self.stop.grad_limit(run.n_samples) {
                 break StopReason::EpochBudget;
             }
-            let record = match self.iterate(objective, &mut run) {
+            let record = match self.step_once(objective, along.as_deref_mut(), &mut run) {
                 Ok(Outcome::Stepped(record)) => record,
                 Ok(Outcome::Converged) => break StopReason::GradientTolerance,
                 Ok(Outcome::Stalled) => break StopReason::NoProgress,
@@ -98,6 +100,7 @@ impl<S: StepRule> BigBatchSgd<S> {
     fn propose<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
+        along: Option<&mut (dyn LineLoss<F> + '_)>,
         run: &mut RunState<F>,
         drawn: &Drawn,
         loss: F,
@@ -114,19 +117,22 @@ impl<S: StepRule> BigBatchSgd<S> {
         run.eval
             .keep_trials(persistent && run.eval.stats().loss().is_some());
         let mut ctx = StepContext {
-            objective,
-            w: &run.w,
-            batch: run.sampler.batch(),
             gradient: &run.work.gradient,
-            loss,
-            loss_one_pass,
             noise: self.test.noise(run.eval.stats(), run.n_samples),
             batch_grew: drawn.grew,
             has_previous: persistent && run.iteration > 0,
             iteration: run.iteration,
             n_samples: run.n_samples,
             direction: &mut run.work.direction,
-            eval: &mut run.eval,
+            trials: Trials {
+                objective,
+                along: along.map(shorten),
+                eval: &mut run.eval,
+                w: &run.w,
+                batch: run.sampler.batch(),
+                loss,
+                loss_one_pass,
+            },
         };
         let step = self.step.step(&mut ctx)?;
         if step.step_size.is_finite() && step.step_size >= F::zero() {
@@ -213,6 +219,11 @@ fn batch_loss<F: Float, O: Objective<F> + ?Sized>(
     }
 }
 
+/// A line object borrowed for as long as it lives at most.
+fn shorten<'a, 'o: 'a, F>(along: &'a mut (dyn LineLoss<F> + 'o)) -> &'a mut (dyn LineLoss<F> + 'a) {
+    along
+}
+
 /// Writes `w + alpha·d` into `next`.
 fn move_to<F: Float>(next: &mut Array1<F>, w: &Array1<F>, d: &Array1<F>, alpha: F) {
     Zip::from(next)
@@ -252,8 +263,8 @@ fn final_loss<F: Float, O: Objective<F> + ?Sized>(
     }
 }
 
-impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
-    fn start<O: Objective<F> + ?Sized>(
+impl<S: StepRule> BigBatchSgd<S> {
+    pub(super) fn start_run<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
         w0: Array1<F>,
@@ -284,9 +295,11 @@ impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
         Ok(run)
     }
 
-    fn iterate<O: Objective<F> + ?Sized>(
+    /// One iteration, with the run's line object.
+    pub(super) fn step_once<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
+        along: Option<&mut (dyn LineLoss<F> + '_)>,
         run: &mut RunState<F>,
     ) -> Result<Outcome<F>> {
         let n = run.n_samples;
@@ -319,25 +332,12 @@ impl<F: Float, S: StepRule> BigBatchOptimizer<F> for BigBatchSgd<S> {
             return Ok(Outcome::OutOfLossBudget);
         };
         run.last_good.assign(&run.w);
-        let step = self.propose(objective, run, &drawn, loss, one_pass)?;
+        let step = self.propose(objective, along, run, &drawn, loss, one_pass)?;
         if run.eval.loss_budget_hit() {
             // The rule wanted a loss the budget could not pay for: stop where the run is.
             return Ok(Outcome::OutOfLossBudget);
         }
         // Apply it and record it.
         self.apply(run, &drawn, loss, step)
-    }
-
-    fn stop_rule(&self) -> &StopRule {
-        &self.stop
-    }
-
-    fn resume_with<O: Objective<F> + ?Sized, Ob: Observer<F> + ?Sized>(
-        &mut self,
-        objective: &O,
-        run: RunState<F>,
-        observer: &mut Ob,
-    ) -> Result<Report<F>> {
-        self.drive(objective, run, observer, &mut ())
     }
 }

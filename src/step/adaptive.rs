@@ -103,7 +103,7 @@ impl StepRule for Adam {
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>> {
-        let g = ctx.stats().mean();
+        let g = ctx.trials.eval.stats().mean();
         sized(&mut self.m, g.len());
         sized(&mut self.v, g.len());
         self.t = self.t.saturating_add(1);
@@ -214,7 +214,7 @@ impl StepRule for Adadelta {
     ) -> Result<Step<F>> {
         // The stats and the direction are distinct fields of the context: the direction is
         // written in place, rounded to `F` as `set_direction` rounds it.
-        let g = ctx.eval.stats().mean();
+        let g = ctx.trials.eval.stats().mean();
         sized(&mut self.g2, g.len());
         sized(&mut self.dx2, g.len());
         let (rho, eps, alpha) = (self.rho, self.eps, self.step_size);
@@ -297,7 +297,7 @@ impl StepRule for Momentum {
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>> {
-        let g = ctx.stats().mean();
+        let g = ctx.trials.eval.stats().mean();
         sized(&mut self.velocity, g.len());
         let mu = self.momentum;
         Zip::from(&mut self.velocity)

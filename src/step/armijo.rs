@@ -1,4 +1,4 @@
-use super::{FirstTrial, LineSearch, Step, StepContext, StepRule};
+use super::{LineSearch, Step, StepContext, StepRule};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::objective::Objective;
@@ -137,7 +137,7 @@ impl StepRule for Armijo {
         if enlarge {
             self.alpha = (self.alpha * self.increase_factor).min(self.max_step);
         }
-        let step = ctx.backtrack(F::from_f64(self.alpha), &self.search, FirstTrial::Loss)?;
+        let step = ctx.backtrack(F::from_f64(self.alpha), &self.search)?;
         // A search that could not resolve a decrease makes no step; the next search starts
         // again from the initial step (enlarging zero would give zero forever).
         self.alpha = if step.step_size > F::zero() {

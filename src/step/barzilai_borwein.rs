@@ -53,7 +53,10 @@ impl Default for BarzilaiBorwein {
             initial_step: 1.0,
             max_step: 1e6,
             smoothing: true,
-            search: LineSearch::default(),
+            search: LineSearch {
+                first_trial: FirstTrial::Statistics,
+                ..LineSearch::default()
+            },
             alpha: 1.0,
             prev: None,
         }
@@ -157,11 +160,7 @@ impl StepRule for BarzilaiBorwein {
             self.alpha = (1.0 - weight) * self.alpha + weight * estimate;
         }
         self.alpha = self.alpha.clamp(self.search.min_step, self.max_step);
-        let step = ctx.backtrack(
-            F::from_f64(self.alpha),
-            &self.search,
-            FirstTrial::Statistics,
-        )?;
+        let step = ctx.backtrack(F::from_f64(self.alpha), &self.search)?;
         // A search that could not resolve a decrease makes no step; the next search starts
         // again from the initial step instead of from zero.
         self.alpha = if step.step_size > F::zero() {

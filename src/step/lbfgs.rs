@@ -68,6 +68,7 @@ impl Default for Lbfgs {
             curvature_eps: 1e-10,
             search: LineSearch {
                 sufficient_decrease: 1e-4,
+                first_trial: FirstTrial::Statistics,
                 ..LineSearch::default()
             },
             pairs: VecDeque::new(),
@@ -187,14 +188,14 @@ impl StepRule for Lbfgs {
             self.pairs.clear();
         }
         let start = F::from_f64(self.initial_step);
-        let step = match ctx.backtrack(start, &self.search, FirstTrial::Statistics) {
+        let step = match ctx.backtrack(start, &self.search) {
             Ok(step) => step,
             Err(_) if quasi_newton => {
                 // The quasi-Newton model misled the search: forget it and try steepest descent.
                 self.pairs.clear();
-                let minus_g = ctx.gradient().mapv(|v| -v);
-                ctx.direction_mut().assign(&minus_g);
-                ctx.backtrack(start, &self.search, FirstTrial::Statistics)?
+                let minus_g = -ctx.stats().mean();
+                ctx.set_direction(&minus_g);
+                ctx.backtrack(start, &self.search)?
             }
             Err(e) => return Err(e),
         };

@@ -53,6 +53,13 @@ macro_rules! line_search_setters {
             self.search.min_step = step;
             self
         }
+        /// What the search's first trial is expected to be worth
+        /// ([`FirstTrial`](crate::FirstTrial)).
+        #[must_use]
+        pub fn first_trial(mut self, first: $crate::FirstTrial) -> Self {
+            self.search.first_trial = first;
+            self
+        }
         /// The line-search parameters.
         pub fn line_search(&self) -> &LineSearch {
             &self.search
@@ -67,16 +74,19 @@ mod context;
 mod fixed;
 mod gain;
 mod lbfgs;
+mod search;
 
 pub use adaptive::{Adadelta, Adam, Momentum};
 pub use armijo::{Armijo, StepIncrease};
 pub use barzilai_borwein::BarzilaiBorwein;
-pub use context::{FirstTrial, StepContext};
+pub use context::StepContext;
 pub use fixed::Fixed;
 pub use gain::GainScaled;
 pub use lbfgs::Lbfgs;
+pub(crate) use search::Trials;
+pub use search::{FirstTrial, LineSearch};
 
-use crate::error::{Result, check};
+use crate::error::Result;
 use crate::float::Float;
 use crate::objective::Objective;
 
@@ -129,7 +139,7 @@ impl<F> Step<F> {
 /// Steps of a given length along `−g_B`, shortened by Armijo backtracking on the batch:
 /// ```
 /// use bigbatch::{
-///     BigBatchOptimizer, BigBatchSgd, Error, FirstTrial, Float, LineSearch, Objective, Result,
+///     BigBatchSgd, Error, Float, LineSearch, Objective, Result,
 ///     Step, StepContext, StepRule,
 /// };
 /// use ndarray::{ArrayRef1, array};
@@ -159,7 +169,7 @@ impl<F> Step<F> {
 ///     ) -> Result<Step<F>> {
 ///         let norm = ctx.stats().grad_norm_sq().sqrt();
 ///         let alpha = F::from_f64(self.length / norm.max(f64::MIN_POSITIVE));
-///         ctx.backtrack(alpha, &self.search, FirstTrial::Loss)
+///         ctx.backtrack(alpha, &self.search)
 ///     }
 /// }
 ///
@@ -202,39 +212,4 @@ pub trait StepRule {
         &mut self,
         ctx: &mut StepContext<'_, F, O>,
     ) -> Result<Step<F>>;
-}
-
-/// Parameters of the Armijo backtracking search shared by the step rules.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct LineSearch {
-    /// c in `ℓ_B(w + αd) ≤ ℓ_B(w) + c α g·d`, in (0, 1). Default 0.1.
-    pub sufficient_decrease: f64,
-    /// β, the factor a rejected step is multiplied by, in (0, 1). Default 0.5.
-    pub shrink: f64,
-    /// The most reductions in one search before it fails (≥ 1). Default 60.
-    pub max_backtracks: usize,
-    /// The smallest step size tried (≥ 0). Default 1e-12.
-    pub min_step: f64,
-}
-
-impl Default for LineSearch {
-    fn default() -> Self {
-        LineSearch {
-            sufficient_decrease: 0.1,
-            shrink: 0.5,
-            max_backtracks: 60,
-            min_step: 1e-12,
-        }
-    }
-}
-
-impl LineSearch {
-    pub(crate) fn validate(&self) -> Result<()> {
-        check::open_unit("sufficient_decrease", self.sufficient_decrease)?;
-        check::open_unit("shrink", self.shrink)?;
-        check::nonzero_count("max_backtracks", self.max_backtracks)?;
-        check::non_negative("min_step", self.min_step)
-    }
 }

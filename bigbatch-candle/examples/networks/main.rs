@@ -62,8 +62,8 @@ use std::time::Instant;
 
 use bigbatch::observe::from_fn;
 use bigbatch::{
-    Adadelta, Adam, Armijo, BigBatchOptimizer, BigBatchSgd, BigBatchSgdBuilder, GainScaled, Groups,
-    IterView, Lbfgs, Momentum, Objective, StepIncrease, StepRule,
+    Adadelta, Adam, Armijo, BigBatchSgd, BigBatchSgdBuilder, GainScaled, Groups, IterView, Lbfgs,
+    Momentum, Objective, StepIncrease, StepRule,
 };
 use bigbatch_candle::{CandleModel, idx};
 use candle_core::{DType, Device, Tensor, Var};

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use bigbatch::observe::from_fn;
-use bigbatch::{BigBatchOptimizer, BigBatchSgd, GradStats, IterView, Objective};
+use bigbatch::{BigBatchSgd, GradStats, IterView, Objective};
 use bigbatch_candle::init::initialize;
 use bigbatch_candle::{CandleModel, NETWORK_GROUPS};
 use candle_core::{DType, Device, Tensor};

@@ -5,6 +5,11 @@ use ndarray::{Array1, ArrayRef1};
 use crate::float::Float;
 use crate::stats::GradStats;
 
+mod forward;
+mod line;
+pub use forward::{Forward, Forwarded};
+pub use line::LineLoss;
+
 /// A finite-sum objective `ℓ(w) = (1/N) Σ_{i<N} f_i(w)`.
 ///
 /// Implement the four required methods for a model; the batched methods have correct
@@ -23,7 +28,7 @@ use crate::stats::GradStats;
 /// # Example
 /// A one-parameter model `f_i(w) = (w − a_i)²/2`, whose optimum is the mean of the `a_i`:
 /// ```
-/// use bigbatch::{BigBatchOptimizer, BigBatchSgd, Objective};
+/// use bigbatch::{BigBatchSgd, Objective};
 /// use ndarray::{ArrayRef1, array};
 ///
 /// struct Mean(Vec<f64>);
@@ -80,87 +85,16 @@ pub trait Objective<F: Float = f64> {
         F::from_f64(sum / batch.len() as f64)
     }
 
-    /// Prepares the batch losses along the line `w + α d`, for a line search that tries several
-    /// step sizes `α` on the same batch: fills `line` with whatever
-    /// [`line_loss`](Self::line_loss) needs and returns true, or returns false (the default)
-    /// when the objective has no such shortcut, and the search evaluates
-    /// [`batch_loss`](Self::batch_loss) at each trial point instead.
+    /// The optional capability of batch losses along a line `w + t·d` for a line search that
+    /// tries several steps on the same batch: an object that keeps what those losses need (a
+    /// linear model keeps `x_i·w` and `x_i·d` of each sample, from one read of each row, and a
+    /// trial then reads no data). The default has none, and the search evaluates
+    /// [`batch_loss`](Self::batch_loss) at each trial point.
     ///
-    /// A linear model stores `x_i·w` and `x_i·d` of each sample (one read of each row): the loss
-    /// at every trial step then costs no further read of the data.
-    ///
-    /// # Example
-    /// The one-parameter model `f_i(w) = (w − a_i)²/2`: along `w + αd` the residual of sample
-    /// `i` is `(w − a_i) + α d`, two numbers per sample.
-    /// ```
-    /// use bigbatch::Objective;
-    /// use ndarray::{ArrayRef1, array};
-    ///
-    /// struct Mean(Vec<f64>);
-    /// impl Objective for Mean {
-    ///     fn n_samples(&self) -> usize { self.0.len() }
-    ///     fn dim(&self) -> usize { 1 }
-    ///     fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 { 0.5 * (w[0] - self.0[i]).powi(2) }
-    ///     fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) { g[0] = w[0] - self.0[i]; }
-    ///     fn prepare_line(&self, w: &ArrayRef1<f64>, d: &ArrayRef1<f64>, batch: &[usize], line: &mut Vec<f64>) -> bool {
-    ///         line.clear();
-    ///         line.extend(batch.iter().flat_map(|&i| [w[0] - self.0[i], d[0]]));
-    ///         true
-    ///     }
-    ///     fn line_loss(&self, line: &[f64], batch: &[usize], alpha: f64, _: &ArrayRef1<f64>) -> f64 {
-    ///         let sum: f64 = line.chunks(2).map(|r| 0.5 * (r[0] + alpha * r[1]).powi(2)).sum();
-    ///         sum / batch.len() as f64
-    ///     }
-    /// }
-    ///
-    /// let data = Mean(vec![1.0, 2.0, 6.0]);
-    /// let (w, d, batch) = (array![0.0], array![1.0], [0, 2]);
-    /// let mut line = Vec::new();
-    /// assert!(data.prepare_line(&w, &d, &batch, &mut line));
-    /// let along = data.line_loss(&line, &batch, 0.5, &array![0.5]);
-    /// assert!((along - data.batch_loss(&array![0.5], &batch)).abs() < 1e-15);
-    /// ```
-    fn prepare_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        line: &mut Vec<F>,
-    ) -> bool {
-        let _ = (w, d, batch, line);
-        false
-    }
-
-    /// The mean loss of `batch` at `point = w + alpha·d`, from the `line` that
-    /// [`prepare_line`](Self::prepare_line) filled for the same `w`, `d` and `batch` (the
-    /// optimizer never calls it otherwise). It should agree with
-    /// [`batch_loss`](Self::batch_loss) at `point` up to rounding, and be exactly the loss at
-    /// `w` for `alpha = 0`. The default evaluates `batch_loss(point, batch)`.
-    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
-        let _ = (line, alpha);
-        self.batch_loss(point, batch)
-    }
-
-    /// [`batch_gradient`](Self::batch_gradient) at `w`, and from the same evaluation what
-    /// [`prepare_line`](Self::prepare_line) would prepare for the line through `w` in direction
-    /// `d`; returns whether it prepared the line. The default evaluates `batch_gradient` and
-    /// prepares nothing.
-    ///
-    /// A line search whose first trial computes the statistics there (they become the next
-    /// iteration's if the step is accepted) calls it, so that a rejected first trial leaves the
-    /// losses along the line for the shorter steps: a linear model adds `x_i·d` to the products
-    /// it takes of each row anyway.
-    fn batch_gradient_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        stats: &mut GradStats<F>,
-        line: &mut Vec<F>,
-    ) -> bool {
-        let _ = (d, line);
-        self.batch_gradient(w, batch, stats);
-        false
+    /// The optimizer asks once per run and keeps the object for the run's lines. See
+    /// [`LineLoss`] for an example.
+    fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
+        None
     }
 
     /// Adds the per-sample gradients (and, if it can, the losses) of the samples in `batch`
@@ -185,6 +119,7 @@ pub trait Objective<F: Float = f64> {
     }
 }
 
+/// A reference is the objective it refers to.
 impl<F: Float, O: Objective<F> + ?Sized> Objective<F> for &O {
     fn n_samples(&self) -> usize {
         (**self).n_samples()
@@ -204,29 +139,10 @@ impl<F: Float, O: Objective<F> + ?Sized> Objective<F> for &O {
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
         (**self).batch_loss(w, batch)
     }
-    fn prepare_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        line: &mut Vec<F>,
-    ) -> bool {
-        (**self).prepare_line(w, d, batch, line)
-    }
-    fn line_loss(&self, line: &[F], batch: &[usize], alpha: F, point: &ArrayRef1<F>) -> F {
-        (**self).line_loss(line, batch, alpha, point)
-    }
-    fn batch_gradient_line(
-        &self,
-        w: &ArrayRef1<F>,
-        d: &ArrayRef1<F>,
-        batch: &[usize],
-        stats: &mut GradStats<F>,
-        line: &mut Vec<F>,
-    ) -> bool {
-        (**self).batch_gradient_line(w, d, batch, stats, line)
-    }
     fn batch_gradient(&self, w: &ArrayRef1<F>, batch: &[usize], stats: &mut GradStats<F>) {
         (**self).batch_gradient(w, batch, stats)
+    }
+    fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
+        (**self).line()
     }
 }
