@@ -23,6 +23,24 @@ pub(super) struct Drawn {
     pub(super) one_pass: bool,
 }
 
+/// What the check of a small persistent batch against unseen samples found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Confirmed {
+    /// The gradient is small there too (or there is nothing to check): the run converged.
+    Converged,
+    /// The unseen samples disagree; they joined the batch, which must pass the test again.
+    Disagreed,
+    /// The budget cannot pay for the unseen samples.
+    OutOfBudget,
+}
+
+/// How growing a batch until it passes the test ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Grown {
+    Passed,
+    OutOfBudget,
+}
+
 impl<S: StepRule> BigBatchSgd<S> {
     /// Draws this iteration's batch and grows it until it passes the test; `None` if the
     /// budget runs out first.
@@ -34,7 +52,10 @@ impl<S: StepRule> BigBatchSgd<S> {
         let Some(mut drawn) = self.draw(objective, run)? else {
             return Ok(None);
         };
-        Ok(self.grow(objective, run, &mut drawn)?.then_some(drawn))
+        Ok(match self.grow(objective, run, &mut drawn)? {
+            Grown::Passed => Some(drawn),
+            Grown::OutOfBudget => None,
+        })
     }
 
     /// Whether the gradient of the batch that passed is small enough to stop.
@@ -68,14 +89,14 @@ impl<S: StepRule> BigBatchSgd<S> {
         objective: &O,
         run: &mut RunState<F>,
         drawn: &mut Drawn,
-    ) -> Result<Option<bool>> {
+    ) -> Result<Confirmed> {
         let (k, n) = (run.batch_size, run.n_samples);
         if self.batch_mode != BatchMode::Persistent || run.iteration == 0 || k >= n {
-            return Ok(Some(true));
+            return Ok(Confirmed::Converged);
         }
         let extra = k.min(n - k);
         if extra as u64 > run.eval.remaining() {
-            return Ok(None);
+            return Ok(Confirmed::OutOfBudget);
         }
         let fitted = run.eval.stats().mean().clone();
         self.enlarge(objective, run, drawn, k + extra)?;
@@ -92,7 +113,11 @@ impl<S: StepRule> BigBatchSgd<S> {
             return Err(Error::non_finite("gradient norm", run.iteration));
         }
         let first = run.first_grad_norm_sq.unwrap_or(g2_unseen);
-        Ok(Some(self.stop.converged(g2_unseen, first)))
+        Ok(if self.stop.converged(g2_unseen, first) {
+            Confirmed::Converged
+        } else {
+            Confirmed::Disagreed
+        })
     }
 
     /// Draws the batch of this iteration at the current iterate (a fresh draw, or the
@@ -150,13 +175,13 @@ impl<S: StepRule> BigBatchSgd<S> {
     }
 
     /// Grows the batch at the same iterate until it passes the test (only new samples are
-    /// evaluated), within the budget; `false` if the budget runs out first.
+    /// evaluated), within the budget.
     pub(super) fn grow<F: Float, O: Objective<F> + ?Sized>(
         &self,
         objective: &O,
         run: &mut RunState<F>,
         drawn: &mut Drawn,
-    ) -> Result<bool> {
+    ) -> Result<Grown> {
         let n_total = run.n_samples;
         while run.batch_size < n_total
             && !self
@@ -173,11 +198,11 @@ impl<S: StepRule> BigBatchSgd<S> {
             let remaining = usize::try_from(run.eval.remaining()).unwrap_or(usize::MAX);
             next = next.min(run.batch_size.saturating_add(remaining));
             if next <= run.batch_size {
-                return Ok(false);
+                return Ok(Grown::OutOfBudget);
             }
             self.enlarge(objective, run, drawn, next)?;
         }
-        Ok(true)
+        Ok(Grown::Passed)
     }
 
     /// Grows the batch to `size` samples at the same iterate, evaluating only the new ones

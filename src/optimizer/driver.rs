@@ -7,7 +7,7 @@ use ndarray::{Array1, Zip};
 
 use super::Outcome;
 use super::config::{BatchMode, BigBatchSgd};
-use super::drawing::Drawn;
+use super::drawing::{Confirmed, Drawn, Grown};
 use super::state::RunState;
 use crate::batch::grown_size;
 use crate::error::{Error, Result};
@@ -318,11 +318,15 @@ impl<S: StepRule> BigBatchSgd<S> {
                 break;
             }
             match self.confirm(objective, run, &mut drawn)? {
-                Some(true) => return Ok(Outcome::Converged),
+                Confirmed::Converged => return Ok(Outcome::Converged),
+                Confirmed::OutOfBudget => return Ok(Outcome::OutOfBudget),
                 // The unseen samples disagree and joined the batch, which must pass the
                 // test again before a step.
-                Some(false) if self.grow(objective, run, &mut drawn)? => {}
-                _ => return Ok(Outcome::OutOfBudget),
+                Confirmed::Disagreed => {
+                    if self.grow(objective, run, &mut drawn)? == Grown::OutOfBudget {
+                        return Ok(Outcome::OutOfBudget);
+                    }
+                }
             }
         }
         // The batch that passed joins the test's averages.
