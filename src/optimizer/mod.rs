@@ -1,7 +1,7 @@
 //! The optimization loop: [`BigBatchSgd`] and the state of a run.
 //!
 //! - `config`: how batches are chosen and grow, when a run stops, and the optimizer itself;
-//! - `builder`: its builder;
+//! - `builder`: its builder, and `presets` the configurations it starts from;
 //! - `state`: the state of a run between iterations;
 //! - `run`: the public entry points (`minimize`, `start`, `iterate`, `resume_with`);
 //! - `driver`: one iteration (draw a batch that passes, stop or step) and the loop around it.
@@ -12,6 +12,7 @@ mod builder;
 mod config;
 mod drawing;
 mod driver;
+mod presets;
 mod run;
 mod state;
 
