@@ -72,13 +72,7 @@
 //! ```
 //!
 //! # Step rules and configurations
-//! | rule | direction and step | extra cost per iteration |
-//! |---|---|---|
-//! | [`Lbfgs`] (default) | `−H g_B` from curvature pairs on identical samples, unit step, Armijo | none with persistent batches |
-//! | [`Armijo`] | `−g_B`, backtracking on the batch loss, the step carried over and doubled before each search | batch losses at trial points |
-//! | [`BarzilaiBorwein`] | `−g_B`, noise-corrected secant curvature on the same batch, smoothed, then Armijo | none with persistent batches; the batch's gradients at the previous iterate with fresh ones |
-//! | [`Fixed`] | `−g_B`, a constant α (theory: `1/(L(1+θ²))`) | none |
-//! | [`Adam`], [`Adadelta`], [`Momentum`] | the rules networks are trained with, on big batches | none |
+//! The step rules, what each does and what it costs, are in one table in the [`step`] module.
 //!
 //! [`BigBatchSgd::builder`] starts from L-BFGS on a persistent batch (prefixes of one shuffle,
 //! [`BatchMode::Persistent`]) growing by 10 % when the test fails: the configuration that

@@ -5,7 +5,6 @@ use crate::error::{Result, check};
 use crate::stats::BatchTest;
 use crate::step::Lbfgs;
 
-
 /// How each iteration's batch is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

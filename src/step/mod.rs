@@ -8,13 +8,16 @@
 //! [`StepContext`], whose evaluation methods count every per-sample loss and gradient they
 //! cost.
 //!
-//! | rule | step size | extra cost per iteration |
+//! | rule | direction and step | extra cost per iteration |
 //! |---|---|---|
-//! | [`Fixed`] | a constant α | none |
-//! | [`Armijo`] | backtracking on the batch loss, carried over and enlarged before each search | batch losses at trial points |
-//! | [`Lbfgs`] (default) | direction `−H g_B` from curvature pairs on identical samples, unit step, Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
-//! | [`BarzilaiBorwein`] | `‖g‖²/((‖g‖² + noise)ν)` with the secant curvature ν on the same batch, then Armijo | trial losses, and with fresh batches the batch's gradients at the previous iterate |
-//! | [`Adam`], [`Adadelta`], [`Momentum`] | per-coordinate scaling or a velocity, with a constant α (none for Adadelta) | none |
+//! | [`Lbfgs`] (default) | `d = −H g_B` from the last 100 curvature pairs, each measured on identical samples; unit step, Armijo (c = 1e-4) | none with persistent batches; the batch's gradients at the previous iterate with fresh ones |
+//! | [`Armijo`] | `−g_B`, backtracking on the batch loss (c = 0.1) from the last step, doubled before each search | batch losses at trial points |
+//! | [`BarzilaiBorwein`] | `−g_B`, step `‖g_B‖²/((‖g_B‖² + noise)ν)` with ν the secant curvature on the same batch, smoothed by `n/N`, then Armijo | none with persistent batches; the batch's gradients at the previous iterate with fresh ones |
+//! | [`Fixed`] | `−g_B`, a constant α; theory: `1/(L(1+θ²))` | none |
+//! | [`Adam`] | `−m̂/(√v̂ + ε)` from running moments of `g_B`, a constant α (1e-3) | none |
+//! | [`Adadelta`] | `−√(E[Δ²] + ε)/√(E[g²] + ε) ⊙ g_B`, no learning rate (the paper's network rule) | none |
+//! | [`Momentum`] | heavy ball, `v ← μv + g_B`, `w ← w − αv`, a constant α | none |
+//! | [`GainScaled`] | another rule's direction lengthened by the batch's gain ratio, to a power | none |
 //!
 //! With [`BatchMode::Persistent`](crate::BatchMode::Persistent) batches (the default) the
 //! next iteration starts by evaluating the same batch at the new iterate. A rule whose first
