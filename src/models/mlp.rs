@@ -261,47 +261,62 @@ impl<F: Float> Mlp<F> {
                 let delta_t = F::widen2(delta.t());
                 match &input {
                     Some(a) => gw += &delta_t.dot(&F::widen2(a.view())),
-                    None => match &self.features {
-                        Features::Dense(x) => {
-                            let x = x.select(Axis(0), rows);
-                            gw += &delta_t.dot(&F::widen2(x.view()));
-                        }
-                        Features::Sparse(x) => {
-                            for (r, &i) in rows.iter().enumerate() {
-                                let (cols, vals) = x.row(i);
-                                let d = delta.row(r);
-                                for (&c, &v) in cols.iter().zip(vals) {
-                                    let v = v.as_f64();
-                                    Zip::from(gw.column_mut(c))
-                                        .and(&d)
-                                        .for_each(|g, &e| *g += v * e.as_f64());
-                                }
-                            }
-                        }
-                    },
+                    None => self.add_first_layer(rows, &delta, &delta_t.view(), &mut gw),
                 }
                 let mut gb = g.slice_mut(s![off[l] + n_in * n_out..off[l + 1]]);
                 gb += &F::widen2(delta.view()).sum_axis(Axis(0));
             }
             if l > 0 {
-                // δ_{l−1} = (δ_l W_l) ⊙ act'(z_{l−1}).
-                let (wl, _) = self.weights(w, l);
-                let mut back = delta.dot(&wl);
-                match self.activation {
-                    Activation::Tanh => Zip::from(&mut back).and(&zs[l - 1]).for_each(|b, &z| {
-                        let t = z.tanh();
-                        *b *= F::one() - t * t;
-                    }),
-                    Activation::Relu => Zip::from(&mut back).and(&zs[l - 1]).for_each(|b, &z| {
-                        if z <= F::zero() {
-                            *b = F::zero();
-                        }
-                    }),
-                }
-                delta = back;
+                delta = self.back(w, l, &delta, &zs[l - 1]);
             }
         }
         (loss, sq_per_row.sum())
+    }
+
+    /// `δ_{l−1} = (δ_l W_l) ⊙ act'(z_{l−1})`.
+    fn back(&self, w: &ArrayRef1<F>, l: usize, delta: &Array2<F>, z_prev: &Array2<F>) -> Array2<F> {
+        let (wl, _) = self.weights(w, l);
+        let mut back = delta.dot(&wl);
+        match self.activation {
+            Activation::Tanh => Zip::from(&mut back).and(z_prev).for_each(|b, &z| {
+                let t = z.tanh();
+                *b *= F::one() - t * t;
+            }),
+            Activation::Relu => Zip::from(&mut back).and(z_prev).for_each(|b, &z| {
+                if z <= F::zero() {
+                    *b = F::zero();
+                }
+            }),
+        }
+        back
+    }
+
+    /// Adds `δᵀ X_B` of the first layer, whose input is the data rows, to `gw`.
+    fn add_first_layer(
+        &self,
+        rows: &[usize],
+        delta: &Array2<F>,
+        delta_t: &ndarray::ArrayView2<'_, f64>,
+        gw: &mut ArrayViewMut2<'_, f64>,
+    ) {
+        match &self.features {
+            Features::Dense(x) => {
+                let x = x.select(Axis(0), rows);
+                *gw += &delta_t.dot(&F::widen2(x.view()));
+            }
+            Features::Sparse(x) => {
+                for (r, &i) in rows.iter().enumerate() {
+                    let (cols, vals) = x.row(i);
+                    let d = delta.row(r);
+                    for (&c, &v) in cols.iter().zip(vals) {
+                        let v = v.as_f64();
+                        Zip::from(gw.column_mut(c))
+                            .and(&d)
+                            .for_each(|g, &e| *g += v * e.as_f64());
+                    }
+                }
+            }
+        }
     }
 }
 
