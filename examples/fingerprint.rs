@@ -19,7 +19,7 @@ use bigbatch::data::Dataset;
 use bigbatch::models::{Huber, LeastSquares, Logistic, Softmax};
 use bigbatch::{
     Adadelta, Adam, Armijo, BarzilaiBorwein, BatchMode, BigBatchSgd, BigBatchSgdBuilder, Fixed,
-    Float, History, IterRecord, Lbfgs, Momentum, Objective, Report, StepRule, datasets,
+    Float, History, IterRecord, Lbfgs, Momentum, Objective, Report, StepRule, data::datasets,
 };
 use ndarray::Array1;
 

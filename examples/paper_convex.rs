@@ -24,7 +24,9 @@ use std::time::Instant;
 
 use bigbatch::data::{Dataset, Features, load_libsvm};
 use bigbatch::models::{Huber, LeastSquares, Logistic};
-use bigbatch::{Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, GrowthRule, Objective, datasets};
+use bigbatch::{
+    Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, GrowthRule, Objective, data::datasets,
+};
 use support::{Curve, big_batch_curve, plot, reference_optimum, tuned_sgd};
 
 struct Options {

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use bigbatch::models::Logistic;
-use bigbatch::{BigBatchSgd, Progress, datasets};
+use bigbatch::{BigBatchSgd, Progress, data::datasets};
 use ndarray::Array1;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -57,8 +57,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::objective::Objective;
-use crate::observe::Observer;
 use crate::optimizer::{AfterStep, BigBatchSgd, RunState};
+use crate::report::observe::Observer;
 use crate::report::{Report, StopReason};
 use crate::step::StepRule;
 

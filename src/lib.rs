@@ -58,9 +58,9 @@
 //! [`models`] has least squares, logistic, Huber and softmax regression and a small
 //! multi-layer perceptron, for `f32` and `f64` on dense or sparse features, each with batch
 //! statistics computed in one pass over the rows. [`data`] reads LIBSVM files (plain or gzip)
-//! and [`datasets`] holds three small real data sets compiled into the crate:
+//! and [`data::datasets`] holds three small real data sets compiled into the crate:
 //! ```
-//! use bigbatch::{BigBatchSgd, datasets, models::Logistic};
+//! use bigbatch::{BigBatchSgd, data::datasets, models::Logistic};
 //! use ndarray::Array1;
 //!
 //! let (train, test) = datasets::heart_scale::<f64>().with_bias().split(0.25, 0)?;
@@ -129,12 +129,9 @@
 #![deny(clippy::float_cmp)]
 #![doc(test(attr(deny(warnings))))]
 
-mod batch;
-mod batch_objective;
 #[cfg(feature = "serde")]
 pub mod checkpoint;
 pub mod data;
-pub mod datasets;
 pub mod distributed;
 mod error;
 mod evaluator;
@@ -142,18 +139,18 @@ mod float;
 mod kernels;
 pub mod models;
 mod objective;
-pub mod observe;
 mod optimizer;
 pub mod parallel;
 mod report;
+pub use report::observe;
 mod stats;
 pub mod step;
 
-pub use batch_objective::{BatchObjective, Groups, MicroBatched};
 #[cfg(feature = "serde")]
 pub use checkpoint::{Checkpoint, SaveEvery};
 pub use error::{Error, Result};
 pub use float::Float;
+pub use objective::{BatchObjective, Groups, MicroBatched};
 pub use objective::{Forward, Forwarded, LineLoss, Objective};
 pub use observe::{History, IterView, Observer, Progress};
 pub use optimizer::{

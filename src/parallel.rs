@@ -206,7 +206,7 @@ where
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BigBatchSgd, datasets, models::Logistic, parallel::Threads};
+/// use bigbatch::{BigBatchSgd, data::datasets, models::Logistic, parallel::Threads};
 /// use ndarray::Array1;
 ///
 /// let model = Logistic::new(datasets::heart_scale::<f64>().with_bias(), 1e-2)?;
@@ -266,7 +266,7 @@ impl Threads {
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BigBatchSgd, datasets, models::Logistic, parallel};
+/// use bigbatch::{BigBatchSgd, data::datasets, models::Logistic, parallel};
 /// use ndarray::Array1;
 ///
 /// let model = Logistic::new(datasets::adult::<f64>().with_bias(), 1e-4)?;

@@ -2,6 +2,7 @@
 //! optimum is known, in f32 and f64, and resume exactly from a checkpoint.
 mod common;
 
+use bigbatch::data::datasets;
 use bigbatch::*;
 use common::*;
 use ndarray::Array1;

@@ -4,9 +4,9 @@ use ndarray::{Array1, Array2};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-use crate::batch::Sampler;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::optimizer::Sampler;
 
 use super::{CsrMatrix, Features};
 

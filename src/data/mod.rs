@@ -16,6 +16,7 @@
 
 mod csr;
 mod dataset;
+pub mod datasets;
 mod features;
 mod libsvm;
 

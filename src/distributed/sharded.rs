@@ -34,7 +34,7 @@ pub enum Layout {
 /// # Example
 /// ```
 /// use bigbatch::distributed::{Layout, Sharded, ThreadRanks, Workers};
-/// use bigbatch::{BigBatchSgd, datasets, models::Logistic};
+/// use bigbatch::{BigBatchSgd, data::datasets, models::Logistic};
 /// use ndarray::Array1;
 ///
 /// let data = datasets::heart_scale::<f64>().with_bias();
@@ -120,7 +120,7 @@ impl<O, W: Workers> Sharded<O, W> {
     ///
     /// ```
     /// use bigbatch::distributed::{Layout, Sharded, ThreadRanks, Workers};
-    /// use bigbatch::{Error, datasets, models::Logistic};
+    /// use bigbatch::{Error, data::datasets, models::Logistic};
     ///
     /// let data = datasets::heart_scale::<f64>();
     /// let results = ThreadRanks::run(3, |w| {

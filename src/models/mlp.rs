@@ -37,7 +37,7 @@ pub enum Activation {
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BigBatchSgd, datasets, models::{Activation, Mlp}};
+/// use bigbatch::{BigBatchSgd, data::datasets, models::{Activation, Mlp}};
 ///
 /// let (train, test) = datasets::digits::<f64>().split(0.2, 0)?;
 /// let net = Mlp::new(train, 10, &[32], Activation::Tanh, 1e-4)?;

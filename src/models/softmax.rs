@@ -25,7 +25,7 @@ use crate::stats::GradStats;
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BigBatchSgd, datasets, models::Softmax};
+/// use bigbatch::{BigBatchSgd, data::datasets, models::Softmax};
 /// use ndarray::Array1;
 ///
 /// let digits = datasets::digits::<f64>().with_bias();

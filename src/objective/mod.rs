@@ -5,8 +5,10 @@ use ndarray::{Array1, ArrayRef1};
 use crate::float::Float;
 use crate::stats::GradStats;
 
+mod batch;
 mod forward;
 mod line;
+pub use batch::{BatchObjective, Groups, MicroBatched};
 pub use forward::{Forward, Forwarded};
 pub use line::LineLoss;
 

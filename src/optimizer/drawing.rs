@@ -5,10 +5,10 @@ use ndarray::Zip;
 
 use super::config::{BatchMode, BigBatchSgd, GrowthRule};
 use super::state::RunState;
-use crate::batch::grown_size;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::objective::Objective;
+use crate::optimizer::grown_size;
 use crate::step::StepRule;
 
 /// What drawing and growing one iteration's batch did.

@@ -9,11 +9,11 @@ use super::Outcome;
 use super::config::{BatchMode, BigBatchSgd};
 use super::drawing::{Confirmed, Drawn, Grown};
 use super::state::RunState;
-use crate::batch::grown_size;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::objective::{LineLoss, Objective};
-use crate::observe::{IterView, Observer};
+use crate::optimizer::grown_size;
+use crate::report::observe::{IterView, Observer};
 use crate::report::{IterRecord, Report, StopReason};
 use crate::step::{Step, StepContext, StepRule, Trials};
 

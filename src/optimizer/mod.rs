@@ -14,12 +14,14 @@ mod drawing;
 mod driver;
 mod presets;
 mod run;
+mod sampling;
 mod state;
 
 pub use builder::BigBatchSgdBuilder;
 pub use config::{BatchMode, BigBatchSgd, GrowthRule, StopRule};
 #[cfg(feature = "serde")]
 pub(crate) use driver::AfterStep;
+pub(crate) use sampling::{Sampler, grown_size};
 pub use state::RunState;
 
 /// The result of one iteration.

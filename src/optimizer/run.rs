@@ -6,8 +6,8 @@ use super::{BigBatchSgd, Outcome, RunState};
 use crate::error::Result;
 use crate::float::Float;
 use crate::objective::Objective;
-use crate::observe::Observer;
 use crate::report::Report;
+use crate::report::observe::Observer;
 use crate::step::StepRule;
 
 /// The loop is written once, here and in the driver; what varies plugs into it: the update

@@ -4,10 +4,10 @@ use ndarray::Array1;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 
-use crate::batch::Sampler;
 use crate::error::{Error, Result};
 use crate::evaluator::Evaluator;
 use crate::float::Float;
+use crate::optimizer::Sampler;
 use crate::stats::NoiseAverage;
 
 /// The state of a run between iterations: the iterate, the counters, the random numbers, the

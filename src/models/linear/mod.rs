@@ -148,7 +148,7 @@ pub type LeastSquares<F = f64> = Linear<F, SquaredLoss>;
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BigBatchSgd, datasets, models::Logistic};
+/// use bigbatch::{BigBatchSgd, data::datasets, models::Logistic};
 /// use ndarray::Array1;
 ///
 /// let model = Logistic::new(datasets::heart_scale::<f64>().with_bias(), 1e-2)?;

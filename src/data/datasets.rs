@@ -7,16 +7,16 @@
 //!
 //! # Example
 //! ```
-//! let adult = bigbatch::datasets::adult::<f64>().with_bias();
+//! let adult = bigbatch::data::datasets::adult::<f64>().with_bias();
 //! assert_eq!((adult.n_samples(), adult.n_features()), (32_561, 109));
 //! ```
 
 use crate::data::{Dataset, parse_libsvm_gz};
 use crate::float::Float;
 
-static HEART_SCALE: &[u8] = include_bytes!("../data/heart_scale.svm.gz");
-static DIGITS: &[u8] = include_bytes!("../data/digits.svm.gz");
-static ADULT: &[u8] = include_bytes!("../data/adult.svm.gz");
+static HEART_SCALE: &[u8] = include_bytes!("../../data/heart_scale.svm.gz");
+static DIGITS: &[u8] = include_bytes!("../../data/digits.svm.gz");
+static ADULT: &[u8] = include_bytes!("../../data/adult.svm.gz");
 
 fn load<F: Float>(bytes: &[u8], name: &str, d: usize) -> Dataset<F> {
     match parse_libsvm_gz(bytes, name, Some(d)) {

@@ -1,5 +1,7 @@
 //! What a run reports: a record per iteration, and the result at its end.
 
+pub mod observe;
+
 use std::fmt;
 
 use ndarray::Array1;
