@@ -224,13 +224,23 @@ fn per_sample_methods_come_from_the_worker_holding_the_sample() {
         .unwrap();
         let mut g = Array1::zeros(3);
         o.sample_gradient(&w, 37, &mut g);
-        (o.sample_loss(&w, 17), g)
+        let mut both = Array1::zeros(3);
+        let loss = o.sample_loss_gradient(&w, 41, &mut both);
+        (o.sample_loss(&w, 17), g, loss, both)
     });
     let mut g = Array1::zeros(3);
     whole.sample_gradient(&w, 37, &mut g);
-    for (l, gr) in got {
+    let mut both = Array1::zeros(3);
+    let loss = whole.sample_loss_gradient(&w, 41, &mut both);
+    for (l, gr, l2, gr2) in got {
         assert_eq!(l.to_bits(), whole.sample_loss(&w, 17).to_bits());
         assert_eq!(gr, g);
+        assert_eq!(
+            l2.to_bits(),
+            loss.to_bits(),
+            "loss and gradient in one exchange"
+        );
+        assert_eq!(gr2, both);
     }
 }
 

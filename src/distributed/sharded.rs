@@ -223,6 +223,25 @@ impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
             .for_each(|(g, &v)| *g = F::from_f64(v));
     }
 
+    /// The loss and gradient from the worker holding sample `i`, in one exchange.
+    fn sample_loss_gradient(&self, w: &ArrayRef1<F>, i: usize, grad: &mut ArrayRef1<F>) -> F {
+        let (r, j) = self.locate(i);
+        let mut mine = vec![0.0; 1 + self.dim];
+        if r == self.workers.rank() {
+            mine[0] = self.local.sample_loss_gradient(w, j, grad).as_f64();
+            mine[1..]
+                .iter_mut()
+                .zip(grad.iter())
+                .for_each(|(m, g)| *m = g.as_f64());
+        }
+        let all = self.workers.all_gather(&mine);
+        let theirs = &all[r * (1 + self.dim)..(r + 1) * (1 + self.dim)];
+        grad.iter_mut()
+            .zip(&theirs[1..])
+            .for_each(|(g, &v)| *g = F::from_f64(v));
+        F::from_f64(theirs[0])
+    }
+
     fn batch_loss(&self, w: &ArrayRef1<F>, batch: &[usize]) -> F {
         let local = self.local_part(batch);
         let mean = if local.is_empty() {
