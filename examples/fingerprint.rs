@@ -155,7 +155,7 @@ fn configurations<F: Float, O: Objective<F>>(problem: &str, model: &O, lines: &m
     );
     run(
         &name("momentum"),
-        b().step(Momentum::new(0.01)),
+        b().step(Momentum::new().step_size(0.01)),
         model,
         lines,
     );

@@ -213,7 +213,13 @@ fn compare_rules(
                 1 => with_rule(net, test, b.step(Armijo::new()), epochs, seed)?,
                 2 => with_rule(net, test, b.step(Adam::new()), epochs, seed)?,
                 3 => with_rule(net, test, b.step(Adadelta::new()), epochs, seed)?,
-                4 => with_rule(net, test, b.step(Momentum::new(0.1)), epochs, seed)?,
+                4 => with_rule(
+                    net,
+                    test,
+                    b.step(Momentum::new().step_size(0.1)),
+                    epochs,
+                    seed,
+                )?,
                 _ => with_rule(net, test, BigBatchSgd::network(), epochs, seed)?,
             };
             acc.push(100.0 * a);

@@ -152,7 +152,7 @@ fn with_rule<O: Objective<f64>>(rule: usize, alpha: f64, b: BigBatchSgdBuilder, 
 
 fn check<S: StepRule, O: Objective<f64>>(mut opt: BigBatchSgd<S>, objective: &O) {
     let w0 = Array1::zeros(objective.dim());
-    let limit = opt.stop_rule().grad_limit(objective.n_samples());
+    let limit = opt.stop_criteria().grad_limit(objective.n_samples());
     match opt.minimize(objective, w0) {
         Ok(r) => {
             assert!(r.w.iter().all(|v| v.is_finite()) && r.loss.is_finite());

@@ -154,7 +154,7 @@ pub use objective::{BatchObjective, Groups, MicroBatched};
 pub use objective::{Forward, Forwarded, LineLoss, Objective};
 pub use observe::{History, IterView, Observer, Progress};
 pub use optimizer::{
-    BatchMode, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState, StopRule,
+    BatchMode, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState, StopCriteria,
 };
 pub use report::{IterRecord, Report, StopReason};
 pub use stats::{BatchTest, GradStats};

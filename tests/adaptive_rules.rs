@@ -41,10 +41,14 @@ fn each_rule_reaches_the_optimum<F: Float>() {
             tol,
         ),
         ("adadelta", relative_error(Adadelta::new(), 300.0), 5e-3),
-        ("momentum", relative_error(Momentum::new(0.05), 300.0), tol),
+        (
+            "momentum",
+            relative_error(Momentum::new().step_size(0.05), 300.0),
+            tol,
+        ),
         (
             "momentum μ=0.5",
-            relative_error(Momentum::new(0.2).momentum(0.5), 300.0),
+            relative_error(Momentum::new().step_size(0.2).momentum(0.5), 300.0),
             tol,
         ),
     ];
@@ -94,9 +98,15 @@ fn parameters_out_of_range_are_named() {
         name(b().step(Adadelta::new().epsilon(0.0)).build()),
         "epsilon"
     );
-    assert_eq!(name(b().step(Momentum::new(-1.0)).build()), "step_size");
     assert_eq!(
-        name(b().step(Momentum::new(0.1).momentum(1.0)).build()),
+        name(b().step(Momentum::new().step_size(-1.0)).build()),
+        "step_size"
+    );
+    assert_eq!(
+        name(
+            b().step(Momentum::new().step_size(0.1).momentum(1.0))
+                .build()
+        ),
         "momentum"
     );
 }

@@ -119,7 +119,11 @@ fn all_configurations<F: Float + Serialize + DeserializeOwned>() {
     resumed_equals_uninterrupted("armijo", || base().step(Armijo::new()), &p);
     resumed_equals_uninterrupted("adam", || base().step(Adam::new().step_size(0.01)), &p);
     resumed_equals_uninterrupted("adadelta", || base().step(Adadelta::new()), &p);
-    resumed_equals_uninterrupted("momentum", || base().step(Momentum::new(0.02)), &p);
+    resumed_equals_uninterrupted(
+        "momentum",
+        || base().step(Momentum::new().step_size(0.02)),
+        &p,
+    );
     resumed_equals_uninterrupted("bb persistent", || base().step(BarzilaiBorwein::new()), &p);
     resumed_equals_uninterrupted(
         "bb fresh",

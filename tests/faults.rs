@@ -195,7 +195,7 @@ fn minimize<F: Float, O: Objective<F> + ?Sized>(
         "fixed" => go(b.step(Fixed::new(0.5)), o),
         "adam" => go(b.step(Adam::new().step_size(0.1)), o),
         "adadelta" => go(b.step(Adadelta::new()), o),
-        "momentum" => go(b.step(Momentum::new(0.2)), o),
+        "momentum" => go(b.step(Momentum::new().step_size(0.2)), o),
         other => panic!("unknown rule {other}"),
     }
 }

@@ -41,7 +41,7 @@ pub enum GrowthRule {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct StopRule {
+pub struct StopCriteria {
     /// Stop when `‖g_B‖² ≤ tolerance`. Default 1e-10.
     pub tolerance: f64,
     /// Stop when `‖g_B‖² ≤ relative_tolerance · ‖g_{B_0}‖²`, relative to the first batch.
@@ -65,12 +65,12 @@ pub struct StopRule {
 
 #[cfg(feature = "serde")]
 fn default_loss_budget() -> f64 {
-    StopRule::default().loss_budget
+    StopCriteria::default().loss_budget
 }
 
-impl Default for StopRule {
+impl Default for StopCriteria {
     fn default() -> Self {
-        StopRule {
+        StopCriteria {
             tolerance: 1e-10,
             relative_tolerance: 0.0,
             max_epochs: 100.0,
@@ -80,7 +80,7 @@ impl Default for StopRule {
     }
 }
 
-impl StopRule {
+impl StopCriteria {
     pub(crate) fn validate(&self) -> Result<()> {
         check::non_negative("tolerance", self.tolerance)?;
         check::unit_from_zero("relative_tolerance", self.relative_tolerance)?;
@@ -165,7 +165,7 @@ pub struct BigBatchSgd<S = Lbfgs> {
     pub(crate) growth_rule: GrowthRule,
     pub(crate) batch_mode: BatchMode,
     pub(crate) seed: u64,
-    pub(crate) stop: StopRule,
+    pub(crate) stop: StopCriteria,
     pub(crate) step: S,
 }
 
@@ -195,7 +195,7 @@ impl<S> BigBatchSgd<S> {
         self.seed
     }
     /// The tolerances and budgets.
-    pub fn stop_rule(&self) -> &StopRule {
+    pub fn stop_criteria(&self) -> &StopCriteria {
         &self.stop
     }
     /// The step rule (with its memory of the last run).

@@ -18,7 +18,7 @@ mod sampling;
 mod state;
 
 pub use builder::BigBatchSgdBuilder;
-pub use config::{BatchMode, BigBatchSgd, GrowthRule, StopRule};
+pub use config::{BatchMode, BigBatchSgd, GrowthRule, StopCriteria};
 #[cfg(feature = "serde")]
 pub(crate) use driver::AfterStep;
 pub(crate) use sampling::{Sampler, grown_size};

@@ -2,7 +2,7 @@
 //! builder, so every setter still applies.
 
 use super::builder::BigBatchSgdBuilder;
-use super::config::{BatchMode, BigBatchSgd, GrowthRule, StopRule};
+use super::config::{BatchMode, BigBatchSgd, GrowthRule, StopCriteria};
 use crate::stats::BatchTest;
 use crate::step::{Adadelta, Armijo, GainScaled, Lbfgs, StepIncrease};
 
@@ -23,7 +23,7 @@ impl BigBatchSgd {
             growth_rule: GrowthRule::Fraction,
             batch_mode: BatchMode::Persistent,
             seed: 0,
-            stop: StopRule::default(),
+            stop: StopCriteria::default(),
             step: Lbfgs::default(),
         })
     }

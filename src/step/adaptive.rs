@@ -248,8 +248,8 @@ impl StepRule for Adadelta {
 /// # Example
 /// ```
 /// use bigbatch::{BigBatchSgd, Momentum};
-/// let optimizer = BigBatchSgd::builder().step(Momentum::new(0.05).momentum(0.8)).build()?;
-/// assert_eq!(optimizer.step_rule(), &Momentum::new(0.05).momentum(0.8));
+/// let optimizer = BigBatchSgd::builder().step(Momentum::new().step_size(0.05).momentum(0.8)).build()?;
+/// assert_eq!(optimizer.step_rule(), &Momentum::new().step_size(0.05).momentum(0.8));
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -261,13 +261,19 @@ pub struct Momentum {
 }
 
 impl Momentum {
-    /// The rule with step size `step_size` (> 0) and momentum 0.9.
-    pub fn new(step_size: f64) -> Self {
+    /// The rule with its defaults: step size 0.01 and momentum 0.9.
+    pub fn new() -> Self {
         Momentum {
-            step_size,
+            step_size: 0.01,
             momentum: 0.9,
             velocity: Array1::zeros(0),
         }
+    }
+    /// α, the constant step size (> 0). Default 0.01.
+    #[must_use]
+    pub fn step_size(mut self, alpha: f64) -> Self {
+        self.step_size = alpha;
+        self
     }
     /// μ, the fraction of the velocity kept, in [0, 1). Default 0.9.
     #[must_use]
@@ -279,7 +285,7 @@ impl Momentum {
 
 impl Default for Momentum {
     fn default() -> Self {
-        Momentum::new(0.01)
+        Momentum::new()
     }
 }
 

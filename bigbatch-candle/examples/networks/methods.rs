@@ -106,7 +106,7 @@ pub(crate) fn run_method(
             gained(b, rule, gain, g, task, &run, epochs, out)
         }
         "momentum" => {
-            let rule = lr.map_or(Momentum::default(), Momentum::new);
+            let rule = lr.map_or(Momentum::default(), |lr| Momentum::new().step_size(lr));
             big_batch(b.step(rule), g, task, &run, epochs, out)
         }
         other => Err(format!("unknown rule {other}").into()),
