@@ -18,9 +18,20 @@ pub(super) struct Line<F> {
     alpha: Option<F>,
     /// The step at which the line object was prepared (`None`: at `w` itself).
     anchor: Option<F>,
-    /// Whether the line object was asked to prepare this line, and whether it did.
-    asked: bool,
-    ready: bool,
+    /// Whether the line object holds this line.
+    state: Prepared,
+}
+
+/// What the objective's line object holds of the current line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prepared {
+    /// Not asked yet on this line.
+    NotAsked,
+    /// Prepared: the trials read their losses from it.
+    Ready,
+    /// Asked, and not prepared (no line object, or a statistics pass that could not fill it):
+    /// the trials evaluate the batch loss.
+    Unavailable,
 }
 
 impl<F> Default for Line<F> {
@@ -30,8 +41,7 @@ impl<F> Default for Line<F> {
             dir: Array1::from_vec(Vec::new()),
             alpha: None,
             anchor: None,
-            asked: false,
-            ready: false,
+            state: Prepared::NotAsked,
         }
     }
 }
@@ -47,8 +57,7 @@ impl<F: Float> Line<F> {
 
     /// Forgets what was prepared: a new iteration, with a new batch or a new `w`.
     pub(super) fn forget(&mut self) {
-        self.asked = false;
-        self.ready = false;
+        self.state = Prepared::NotAsked;
         self.anchor = None;
     }
 
@@ -56,7 +65,7 @@ impl<F: Float> Line<F> {
     /// (bit for bit), forgotten otherwise.
     pub(super) fn aim(&mut self, w: &Array1<F>, d: &Array1<F>, alpha: F) {
         self.alpha = Some(alpha);
-        if !(self.asked && same_bits(&self.w, w) && same_bits(&self.dir, d)) {
+        if !(self.state != Prepared::NotAsked && same_bits(&self.w, w) && same_bits(&self.dir, d)) {
             self.forget();
             self.w.assign(w);
             self.dir.assign(d);
@@ -73,15 +82,15 @@ impl<F: Float> Line<F> {
         batch: &[usize],
         point: &Array1<F>,
     ) -> F {
-        if !self.asked {
-            self.asked = true;
+        if self.state == Prepared::NotAsked {
+            self.state = Prepared::Unavailable;
             if let Some(along) = along.as_deref_mut() {
                 along.prepare(&self.w, &self.dir, batch);
-                self.ready = true;
+                self.state = Prepared::Ready;
             }
         }
         match (self.alpha, along) {
-            (Some(alpha), Some(along)) if self.ready => {
+            (Some(alpha), Some(along)) if self.state == Prepared::Ready => {
                 let from_anchor = self.anchor.map_or(alpha, |a| alpha - a);
                 along.loss(from_anchor, point)
             }
@@ -100,16 +109,18 @@ impl<F: Float> Line<F> {
         point: &Array1<F>,
         stats: &mut GradStats<F>,
     ) {
-        if self.asked {
+        if self.state != Prepared::NotAsked {
             objective.batch_gradient(point, batch, stats);
             return;
         }
-        self.asked = true;
         self.anchor = self.alpha;
-        self.ready =
+        let fused =
             along.is_some_and(|along| along.prepare_with_gradient(point, &self.dir, batch, stats));
-        if !self.ready {
+        self.state = if fused {
+            Prepared::Ready
+        } else {
             objective.batch_gradient(point, batch, stats);
-        }
+            Prepared::Unavailable
+        };
     }
 }
