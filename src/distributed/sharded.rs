@@ -314,7 +314,7 @@ impl<F: Float, O: Objective<F>, W: Workers> LineLoss<F> for ShardedLine<'_, F, O
             .inner
             .prepare_with_gradient(w, d, &self.local, &mut part);
         if !done {
-            part.reset();
+            // A line that did not take the pass added nothing to `part`.
             self.sharded.local.batch_gradient(w, &self.local, &mut part);
         }
         self.sharded.merge_workers(&part, stats);

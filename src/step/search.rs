@@ -102,7 +102,7 @@ impl<F: Float, O: Objective<F> + ?Sized> Trials<'_, F, O> {
     }
 
     /// The batch loss at `w` by a loss pass. `None` out of loss budget.
-    fn loss_at_w(&mut self) -> Option<F> {
+    fn loss_pass_at_w(&mut self) -> Option<F> {
         self.eval.loss(self.objective, self.w, self.batch)
     }
 
@@ -206,7 +206,7 @@ impl<'s, F: Float> Backtracking<'s, F> {
         let below_rounding = -required <= self.allowance;
         if below_rounding && f > self.f0 && f - self.f0 <= self.allowance && !self.f0_one_pass {
             // Compare like with like: the loss at `w` by the trial's own code path.
-            let Some(again) = trials.loss_at_w() else {
+            let Some(again) = trials.loss_pass_at_w() else {
                 return Ok(Verdict::NoStep);
             };
             self.f0 = again;
@@ -277,6 +277,6 @@ const NON_FINITE_SHRINK: f64 = 0.1;
 
 /// The rounding error `ε_F = 10 · ε_F · |f0|` of a batch loss `f0`, below which the Armijo
 /// test cannot resolve a decrease (see [`StepContext::backtrack`](super::StepContext::backtrack)).
-pub(crate) fn rounding_allowance<F: Float>(f0: F) -> F {
+fn rounding_allowance<F: Float>(f0: F) -> F {
     F::from_f64(10.0) * F::epsilon() * f0.abs()
 }
