@@ -1,10 +1,8 @@
 //! Adam, Adadelta and heavy-ball momentum on big batches reach the optimum of a problem whose
 //! optimum is known, in f32 and f64, and resume exactly from a checkpoint.
-mod common;
-
+use crate::common::*;
 use bigbatch::data::datasets;
 use bigbatch::*;
-use common::*;
 use ndarray::Array1;
 
 /// The distance to the optimum after a run with `rule`, relative to the optimum's norm.

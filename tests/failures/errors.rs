@@ -1,13 +1,11 @@
 //! Bad input gets a typed error naming what is wrong; a run that meets a NaN stops with the
 //! last good iterate.
-mod common;
-
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::*;
 use bigbatch::observe::from_fn;
 use bigbatch::*;
-use common::*;
 use ndarray::{Array1, ArrayRef1, array};
 
 fn param_error<S: StepRule>(b: BigBatchSgdBuilder<S>) -> &'static str {

@@ -3,13 +3,11 @@
 //! shared Armijo search. It reaches the ridge optimum in f32 and f64, its parameters are
 //! validated by `build()`, and it reads what the context promises (a batch that passed the
 //! test, statistics at `w`, a direction that starts as `−g_B`).
-mod common;
-
+use crate::common::*;
 use bigbatch::{
     BatchMode, BigBatchSgd, Error, FirstTrial, Float, LineSearch, Objective, Result, Step,
     StepContext, StepRule, StopReason,
 };
-use common::*;
 use ndarray::Array1;
 
 /// `α = s·s / s·y` from the last step `s` and the gradient change `y` on identical samples,

@@ -1,10 +1,8 @@
 //! The averaged test follows the noise scale, the gain ratio scales steps as its formula says,
 //! and the network preset's batch grows.
-mod common;
-
+use crate::common::*;
 use bigbatch::observe::History;
 use bigbatch::*;
-use common::*;
 use ndarray::{Array1, Array2, ArrayRef1};
 use rand_distr::{Distribution, StandardNormal};
 

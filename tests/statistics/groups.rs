@@ -1,11 +1,9 @@
 //! Variance from the mean gradients of groups of samples (`GradStats::push_group`): equal to
 //! the per-sample estimate for groups of one, unbiased for any group sizes, and a big-batch
 //! test that passes as often.
-mod common;
-
+use crate::common::*;
 use bigbatch::models::LeastSquares;
 use bigbatch::*;
-use common::*;
 use ndarray::{Array1, Array2};
 use rand::seq::SliceRandom;
 

@@ -1,6 +1,5 @@
 //! The slow references the other tests rely on are themselves right.
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn references_agree() {

@@ -2,16 +2,14 @@
 //! within its budget, never panics, keeps its batch within [min(2, N), N] and never shrinks it,
 //! and reports exactly the evaluations the objective performed. Errors, when a random fixed
 //! step diverges, are typed and carry a finite iterate.
-mod common;
-
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::common::rng;
 use bigbatch::data::Dataset;
 use bigbatch::models::{Huber, LeastSquares, Logistic, Softmax};
 use bigbatch::observe::from_fn;
 use bigbatch::*;
-use common::rng;
 use ndarray::{Array1, Array2, ArrayRef1};
 use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;

@@ -1,11 +1,9 @@
 //! Convergence to known optima, for every step rule, in f32 and f64.
-mod common;
-
 use std::ops::ControlFlow;
 
+use crate::common::*;
 use bigbatch::observe::from_fn;
 use bigbatch::*;
-use common::*;
 use ndarray::Array1;
 
 /// Noiseless least squares (`y = X w*`, λ = 0): every rule must recover `w*`.

@@ -1,12 +1,10 @@
 //! Step rules against independent f64 recomputations: the full-batch run is gradient descent,
 //! the Armijo condition holds on the batch, the Barzilai–Borwein step is 1/curvature.
-mod common;
-
 use std::ops::ControlFlow;
 
+use crate::common::*;
 use bigbatch::observe::from_fn;
 use bigbatch::*;
-use common::*;
 use ndarray::{Array1, ArrayRef1};
 
 /// One observed step: iterate before, iterate after, the batch, and the record.

@@ -2,12 +2,10 @@
 //! gradients (`R = ‖ḡ‖²·n / Σ‖g_i − ḡ‖²` large), in `f32` as in `f64`: the regime near a
 //! regularized optimum, where the big-batch test decides. Also the constant-feature problem on
 //! which `f32` sums used to stop the run early with a wrong answer.
-mod common;
-
+use crate::common::*;
 use bigbatch::data::Dataset;
 use bigbatch::models::{Activation, Huber, LeastSquares, Logistic, Mlp, Softmax};
 use bigbatch::*;
-use common::*;
 use ndarray::{Array1, Array2};
 use rand::RngExt;
 

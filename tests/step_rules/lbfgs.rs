@@ -1,12 +1,10 @@
 //! L-BFGS directions and the persistent batch: convergence, the prefix property, the cost of
 //! curvature pairs, determinism.
-mod common;
-
 use std::ops::ControlFlow;
 
+use crate::common::*;
 use bigbatch::observe::from_fn;
 use bigbatch::*;
-use common::*;
 use ndarray::Array1;
 
 fn lbfgs(mode: BatchMode) -> BigBatchSgdBuilder<Lbfgs> {
