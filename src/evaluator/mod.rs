@@ -57,19 +57,21 @@ struct Scratch<F> {
     loss_limit: u64,
     /// Whether an evaluation of losses was refused because the budget could not pay for it.
     loss_budget_hit: bool,
+    /// Whether samples joined statistics that already held others in this iteration: the
+    /// batch loss they carry is then a merge of parts, not one evaluation of the whole batch.
+    merged: bool,
     /// Trials evaluated in this iteration, and how many of them had a loss that was not finite.
     trials: usize,
     trials_non_finite: usize,
     /// Whether statistics at a trial point may be computed for the next iteration to start
     /// from (persistent batches whose statistics carry losses).
     keep_trials: bool,
-    /// The statistics of the previous iteration's batch at the current iterate.
-    previous: GradStats<F>,
-    previous_valid: bool,
-    /// The last trial point, and the batch statistics there when `trial_valid`.
+    /// The statistics of the previous iteration's batch at the current iterate, once the
+    /// batch grew.
+    previous: Held<GradStats<F>>,
+    /// The last trial point, and the batch statistics there if they were computed.
     trial_point: Array1<F>,
-    trial_stats: GradStats<F>,
-    trial_valid: bool,
+    trial_stats: Held<GradStats<F>>,
     /// The batch loss at the trial point and the batch's size, if computed.
     trial_loss: Option<(usize, F)>,
     /// The line the trial points lie on.
@@ -79,9 +81,9 @@ struct Scratch<F> {
 impl<F: Float> Scratch<F> {
     fn new(dim: usize) -> Self {
         Scratch {
-            previous: GradStats::new(dim),
+            previous: Held::new(GradStats::new(dim)),
             trial_point: Array1::zeros(dim),
-            trial_stats: GradStats::new(dim),
+            trial_stats: Held::new(GradStats::new(dim)),
             line: Line::new(dim),
             ..Scratch::default()
         }
@@ -94,14 +96,13 @@ impl<F> Default for Scratch<F> {
             grad_limit: u64::MAX,
             loss_limit: u64::MAX,
             loss_budget_hit: false,
+            merged: false,
             trials: 0,
             trials_non_finite: 0,
             keep_trials: false,
-            previous: GradStats::default(),
-            previous_valid: false,
+            previous: Held::default(),
             trial_point: Array1::from_vec(Vec::new()),
-            trial_stats: GradStats::default(),
-            trial_valid: false,
+            trial_stats: Held::default(),
             trial_loss: None,
             line: Line::default(),
         }
@@ -131,11 +132,12 @@ impl<F: Float> Evaluator<F> {
         self.scratch.grad_limit = grad_limit;
         self.scratch.loss_limit = loss_limit;
         self.scratch.loss_budget_hit = false;
+        self.scratch.merged = false;
         self.scratch.trials = 0;
         self.scratch.trials_non_finite = 0;
         self.scratch.keep_trials = false;
-        self.scratch.previous_valid = false;
-        self.scratch.trial_valid = false;
+        self.scratch.previous.forget();
+        self.scratch.trial_stats.forget();
         self.scratch.trial_loss = None;
         self.scratch.line.forget();
     }
@@ -185,11 +187,7 @@ impl<F: Float> Evaluator<F> {
     /// The statistics of the previous iteration's batch at the current iterate: those kept
     /// when the batch grew, otherwise the batch's own (it did not grow).
     pub(crate) fn previous(&self) -> &GradStats<F> {
-        if self.scratch.previous_valid {
-            &self.scratch.previous
-        } else {
-            &self.stats
-        }
+        self.scratch.previous.get().unwrap_or(&self.stats)
     }
 
     /// Forgets the batch statistics: a fresh batch is about to be drawn.
@@ -201,9 +199,9 @@ impl<F: Float> Evaluator<F> {
     /// Keeps the batch statistics as those of the previous batch, before the batch grows
     /// (once per iteration).
     pub(crate) fn keep_previous(&mut self) {
-        if !self.scratch.previous_valid {
-            self.scratch.previous.clone_from(&self.stats);
-            self.scratch.previous_valid = true;
+        if self.scratch.previous.get().is_none() {
+            self.scratch.previous.refill().clone_from(&self.stats);
+            self.scratch.previous.hold();
         }
     }
 
@@ -216,6 +214,7 @@ impl<F: Float> Evaluator<F> {
         new: &[usize],
     ) -> Result<()> {
         let before = self.stats.count();
+        self.scratch.merged |= before > 0;
         objective.batch_gradient(w, new, &mut self.stats);
         self.grad_evals += new.len() as u64;
         if self.stats.count() != before + new.len() {
@@ -232,6 +231,28 @@ impl<F: Float> Evaluator<F> {
     /// Checks that the batch statistics are finite.
     pub(crate) fn check(&self, iteration: usize) -> Result<()> {
         check_stats(&self.stats, iteration)
+    }
+
+    /// The batch loss at the current iterate `w`: from the statistics if they carry it,
+    /// otherwise from a loss pass over `batch`; `None` if the budget of loss evaluations cannot
+    /// pay for that pass.
+    pub(crate) fn loss_at_iterate<O: Objective<F> + ?Sized>(
+        &mut self,
+        objective: &O,
+        w: &Array1<F>,
+        batch: &[usize],
+    ) -> Option<F> {
+        match self.stats.loss() {
+            Some(loss) => Some(loss),
+            None => self.loss(objective, w, batch),
+        }
+    }
+
+    /// Whether the batch loss [`loss_at_iterate`](Self::loss_at_iterate) gives came from one
+    /// evaluation of the whole batch (not from statistics merged over growth rounds), and so
+    /// is the number [`Objective::batch_loss`] gives there for the bundled models.
+    pub(crate) fn loss_in_one_pass(&self) -> bool {
+        self.stats.loss().is_none() || !self.scratch.merged
     }
 
     /// The loss of `batch` at `point`, counting `|batch|` loss evaluations; `None`, evaluating
@@ -299,7 +320,7 @@ impl<F: Float> Evaluator<F> {
     /// the same.
     pub(crate) fn set_trial(&mut self, w: &Array1<F>, d: &Array1<F>, alpha: F) {
         let s = &mut self.scratch;
-        s.trial_valid = false;
+        s.trial_stats.forget();
         s.trial_loss = None;
         Zip::from(&mut s.trial_point)
             .and(w)
@@ -350,20 +371,23 @@ impl<F: Float> Evaluator<F> {
             return self.trial_loss(objective, along, batch);
         }
         let s = &mut self.scratch;
-        s.trial_stats.reset();
+        let stats = s.trial_stats.refill();
+        stats.reset();
         self.grad_evals += n as u64;
         s.line.stats(
             objective,
             along.as_deref_mut(),
             batch,
             &s.trial_point,
-            &mut s.trial_stats,
+            stats,
         );
         // A batched gradient that adds the wrong samples is not kept; the next iteration then
         // evaluates the batch itself, and reports the mismatch.
-        s.trial_valid = s.trial_stats.count() == n;
-        match s.trial_stats.loss() {
-            Some(loss) if s.trial_valid => {
+        if stats.count() == n {
+            s.trial_stats.hold();
+        }
+        match s.trial_stats.get().and_then(GradStats::loss) {
+            Some(loss) => {
                 self.count_trial(loss);
                 Some(loss)
             }
@@ -376,13 +400,46 @@ impl<F: Float> Evaluator<F> {
     pub(crate) fn adopt(&mut self, w: &Array1<F>) {
         let s = &mut self.scratch;
         let at_trial = same_bits(&s.trial_point, w);
-        self.stats_valid = s.trial_valid && at_trial;
+        self.stats_valid = s.trial_stats.get().is_some() && at_trial;
         if self.stats_valid {
-            std::mem::swap(&mut self.stats, &mut s.trial_stats);
+            std::mem::swap(&mut self.stats, s.trial_stats.refill());
         }
         self.loss_at_w = s.trial_loss.filter(|_| at_trial);
-        s.trial_valid = false;
+        s.trial_stats.forget();
         s.trial_loss = None;
+    }
+}
+
+/// A buffer kept from one use to the next, and whether what it holds is current: one value,
+/// so that the contents and their validity cannot drift apart.
+#[derive(Debug, Clone, Default)]
+struct Held<T> {
+    value: T,
+    current: bool,
+}
+
+impl<T> Held<T> {
+    fn new(value: T) -> Self {
+        Held {
+            value,
+            current: false,
+        }
+    }
+    /// What it holds, if current.
+    fn get(&self) -> Option<&T> {
+        self.current.then_some(&self.value)
+    }
+    fn forget(&mut self) {
+        self.current = false;
+    }
+    /// The buffer to be written, no longer current until [`hold`](Self::hold).
+    fn refill(&mut self) -> &mut T {
+        self.current = false;
+        &mut self.value
+    }
+    /// What was written is current.
+    fn hold(&mut self) {
+        self.current = true;
     }
 }
 

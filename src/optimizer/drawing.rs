@@ -18,9 +18,6 @@ pub(super) struct Drawn {
     pub(super) growth_rounds: usize,
     /// Whether the batch is larger than the previous iteration's (growth of any kind).
     pub(super) grew: bool,
-    /// Whether the batch loss in the statistics came from one evaluation of the whole batch,
-    /// so that it is the very number `Objective::batch_loss` gives for the bundled models.
-    pub(super) one_pass: bool,
 }
 
 /// What the check of a small persistent batch against unseen samples found.
@@ -138,9 +135,8 @@ impl<S: StepRule> BigBatchSgd<S> {
         }
         let size = run.batch_size;
         let remaining = run.eval.remaining();
-        let mut drawn = Drawn {
+        let drawn = Drawn {
             grew: std::mem::take(&mut run.forced_growth),
-            one_pass: true,
             ..Drawn::default()
         };
         if self.batch_mode == BatchMode::Persistent {
@@ -158,7 +154,6 @@ impl<S: StepRule> BigBatchSgd<S> {
                     // The batch grew after a step that left `w` unchanged: keep the previous
                     // batch's statistics, and evaluate only the new samples.
                     run.eval.keep_previous();
-                    drawn.one_pass = false;
                 }
                 run.eval.add(objective, &run.w, new)?;
             }
@@ -225,7 +220,6 @@ impl<S: StepRule> BigBatchSgd<S> {
         run.eval.check(run.iteration)?;
         drawn.growth_rounds += 1;
         drawn.grew = true;
-        drawn.one_pass = false;
         Ok(())
     }
 }

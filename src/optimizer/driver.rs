@@ -104,7 +104,6 @@ impl<S: StepRule> BigBatchSgd<S> {
         run: &mut RunState<F>,
         drawn: &Drawn,
         loss: F,
-        loss_one_pass: bool,
     ) -> Result<Step<F>> {
         let persistent = self.batch_mode == BatchMode::Persistent;
         Zip::from(&mut run.work.gradient)
@@ -131,7 +130,6 @@ impl<S: StepRule> BigBatchSgd<S> {
                 w: &run.w,
                 batch: run.sampler.batch(),
                 loss,
-                loss_one_pass,
             },
         };
         let step = self.step.step(&mut ctx)?;
@@ -197,25 +195,18 @@ impl<S: StepRule> BigBatchSgd<S> {
     }
 }
 
-/// The batch loss at the current iterate, from the statistics if they carry it (and whether
-/// it came from one evaluation of the whole batch), otherwise from a loss pass; `None` if the
-/// budget of loss evaluations cannot pay for that pass.
+/// The batch loss at the current iterate, checked to be finite; `None` if the budget of loss
+/// evaluations cannot pay for it.
 fn batch_loss<F: Float, O: Objective<F> + ?Sized>(
     objective: &O,
     run: &mut RunState<F>,
-    drawn: &Drawn,
-) -> Result<Option<(F, bool)>> {
-    let (loss, one_pass) = match run.eval.stats().loss() {
-        Some(loss) => (loss, drawn.one_pass),
-        None => match run.eval.loss(objective, &run.w, run.sampler.batch()) {
-            Some(loss) => (loss, true),
-            None => return Ok(None),
-        },
-    };
-    if loss.is_finite() {
-        Ok(Some((loss, one_pass)))
-    } else {
-        Err(Error::non_finite("loss", run.iteration))
+) -> Result<Option<F>> {
+    match run
+        .eval
+        .loss_at_iterate(objective, &run.w, run.sampler.batch())
+    {
+        Some(loss) if !loss.is_finite() => Err(Error::non_finite("loss", run.iteration)),
+        loss => Ok(loss),
     }
 }
 
@@ -332,11 +323,11 @@ impl<S: StepRule> BigBatchSgd<S> {
         // The batch that passed joins the test's averages.
         self.test
             .record(run.eval.stats(), n, &mut run.noise_average);
-        let Some((loss, one_pass)) = batch_loss(objective, run, &drawn)? else {
+        let Some(loss) = batch_loss(objective, run)? else {
             return Ok(Outcome::OutOfLossBudget);
         };
         run.last_good.assign(&run.w);
-        let step = self.propose(objective, along, run, &drawn, loss, one_pass)?;
+        let step = self.propose(objective, along, run, &drawn, loss)?;
         if run.eval.loss_budget_hit() {
             // The rule wanted a loss the budget could not pay for: stop where the run is.
             return Ok(Outcome::OutOfLossBudget);

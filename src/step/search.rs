@@ -78,9 +78,6 @@ pub(crate) struct Trials<'a, F: Float, O: ?Sized> {
     pub(crate) batch: &'a [usize],
     /// The batch loss at `w`.
     pub(crate) loss: F,
-    /// Whether `loss` came from one evaluation of the whole batch (not from statistics merged
-    /// over growth rounds), and so is the number [`Objective::batch_loss`] gives at `w`.
-    pub(crate) loss_one_pass: bool,
 }
 
 impl<F: Float, O: Objective<F> + ?Sized> Trials<'_, F, O> {
@@ -152,7 +149,7 @@ impl<'s, F: Float> Backtracking<'s, F> {
             iteration,
             slope,
             f0: trials.loss,
-            f0_one_pass: trials.loss_one_pass,
+            f0_one_pass: trials.eval.loss_in_one_pass(),
             allowance: rounding_allowance(trials.loss),
             before: trials.eval.trials(),
         }
