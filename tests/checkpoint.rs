@@ -259,6 +259,8 @@ fn a_checkpoint_that_cannot_be_written_stops_the_run_with_the_reason() {
         }
         other => panic!("{other:?}"),
     }
+    assert!(matches!(saver.take_error(), Some(Error::Io { .. })));
+    assert!(saver.error().is_none(), "taken out");
     assert_eq!(saver.saved(), 0);
 }
 

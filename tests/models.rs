@@ -418,4 +418,8 @@ fn least_squares_reaches_the_closed_form_optimum() {
         .unwrap();
     assert_eq!(r.stop, StopReason::GradientTolerance, "{r}");
     assert!(max_abs_diff(&r.w, &reference.optimum()) < 1e-6, "{r}");
+    // Predictions are `x_i·w`, row by row.
+    let (x, _, _) = linear_data(3, 2000, 5, 1.0, 0.5);
+    let expected = x.dot(&r.w);
+    assert!(max_abs_diff(&model.predict(&r.w), &expected) < 1e-12);
 }

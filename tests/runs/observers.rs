@@ -103,6 +103,9 @@ fn history_records_are_consistent_with_the_report() {
         r.loss
     );
     assert!((r.epochs - r.grad_evals as f64 / 900.0).abs() < 1e-12);
+    let n = h.records().len();
+    let taken = h.into_records();
+    assert_eq!((taken.len(), taken[n - 1].iteration), (n, n - 1));
 }
 
 #[test]
