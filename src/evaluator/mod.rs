@@ -9,7 +9,9 @@ use crate::float::Float;
 use crate::objective::{LineLoss, Objective};
 use crate::stats::GradStats;
 
+mod held;
 mod line;
+use held::Held;
 use line::Line;
 
 /// The batch statistics of a run and the evaluations that produced them.
@@ -407,39 +409,6 @@ impl<F: Float> Evaluator<F> {
         self.loss_at_w = s.trial_loss.filter(|_| at_trial);
         s.trial_stats.forget();
         s.trial_loss = None;
-    }
-}
-
-/// A buffer kept from one use to the next, and whether what it holds is current: one value,
-/// so that the contents and their validity cannot drift apart.
-#[derive(Debug, Clone, Default)]
-struct Held<T> {
-    value: T,
-    current: bool,
-}
-
-impl<T> Held<T> {
-    fn new(value: T) -> Self {
-        Held {
-            value,
-            current: false,
-        }
-    }
-    /// What it holds, if current.
-    fn get(&self) -> Option<&T> {
-        self.current.then_some(&self.value)
-    }
-    fn forget(&mut self) {
-        self.current = false;
-    }
-    /// The buffer to be written, no longer current until [`hold`](Self::hold).
-    fn refill(&mut self) -> &mut T {
-        self.current = false;
-        &mut self.value
-    }
-    /// What was written is current.
-    fn hold(&mut self) {
-        self.current = true;
     }
 }
 
