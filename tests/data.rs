@@ -2,7 +2,7 @@
 use std::io::Write;
 
 use bigbatch::Error;
-use bigbatch::data::{CsrMatrix, Dataset, Features, load_libsvm, parse_libsvm};
+use bigbatch::data::{CsrMatrix, Dataset, Features, dense_threshold, load_libsvm, parse_libsvm};
 use ndarray::{Array1, array};
 
 fn parse_err(text: &str, d: Option<usize>) -> (usize, String) {
@@ -73,6 +73,36 @@ fn parses_values_comments_and_feature_counts() {
     );
     let d = parse_libsvm::<f32, _>(text.as_bytes(), "t", Some(10)).unwrap();
     assert_eq!(d.n_features(), 10, "the given count, larger than any index");
+}
+
+/// Rows at least `dense_threshold` dense are stored dense (1/4 for f64, 1/6 for f32: dense
+/// rows at most twice the memory of sparse ones), sparser ones sparse, with the same values
+/// either way.
+#[test]
+fn the_storage_follows_the_density() {
+    assert_eq!(dense_threshold::<f64>(), 0.25);
+    assert_eq!(dense_threshold::<f32>(), 1.0 / 6.0);
+    // 4 rows × 4 columns: 4 values (25 %) and 3 values (18.75 %), around the f64 threshold.
+    let at = "1 1:1\n1 2:2\n-1 3:3\n-1 4:4\n";
+    let below = "1 1:1\n1 2:2\n-1 3:3\n-1\n";
+    for (text, dense, share) in [(at, true, 0.25), (below, false, 0.1875)] {
+        let d = parse_libsvm::<f64, _>(text.as_bytes(), "t", Some(4)).unwrap();
+        assert_eq!(d.features().is_dense(), dense, "{text:?}");
+        assert_eq!(d.features().density(), share);
+        let sparse = d.clone().into_sparse();
+        assert!(!sparse.features().is_dense());
+        assert_eq!(
+            sparse.features().density(),
+            share,
+            "the same share either way"
+        );
+        assert_eq!(sparse.features().to_dense(), d.features().to_dense());
+    }
+    // In f32 18.75 % is above the threshold, 3 values in 5 columns (15 %) below it.
+    let f = parse_libsvm::<f32, _>(below.as_bytes(), "t", Some(4)).unwrap();
+    assert!(f.features().is_dense());
+    let f = parse_libsvm::<f32, _>(below.as_bytes(), "t", Some(5)).unwrap();
+    assert!(!f.features().is_dense());
 }
 
 #[test]

@@ -380,6 +380,10 @@ fn shards_of_a_file_are_its_strided_rows_and_a_bad_line_is_named_everywhere() {
         let rows: Vec<usize> = (r..11).step_by(3).collect();
         assert_eq!(shard, &whole.select(&rows), "worker {r}");
         assert_eq!(shard.n_features(), 5, "the widest row of the whole file");
+        assert!(
+            shard.features().is_dense(),
+            "the file is 40 % dense: every shard is too"
+        );
     }
     // Line 2 + 2·7 = 16 holds sample 7, which worker 1 of 3 reads.
     std::fs::write(&path, text.replacen("1:8 ", "1:x ", 1)).unwrap();

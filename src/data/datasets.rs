@@ -2,8 +2,10 @@
 //! downloads. Sources and licences: `data/README.md` in the crate.
 //!
 //! Each function decompresses and parses its file (a few milliseconds for `adult`) and
-//! returns sparse features with no bias column; add one with
-//! [`Dataset::with_bias`](crate::data::Dataset::with_bias).
+//! returns its features with no bias column (add one with
+//! [`Dataset::with_bias`](crate::data::Dataset::with_bias)), stored as
+//! [`load_libsvm`](crate::data::load_libsvm) stores them: `heart_scale` and `digits` dense,
+//! `adult` sparse.
 //!
 //! # Example
 //! ```
@@ -61,5 +63,16 @@ mod tests {
         let a = adult::<f64>();
         assert_eq!((a.n_samples(), a.n_features()), (32_561, 108));
         assert_eq!(a.targets().iter().filter(|&&y| y > 0.0).count(), 7_841);
+        let stored = (h.features(), d.features(), a.features());
+        assert_eq!(
+            (
+                stored.0.is_dense(),
+                stored.1.is_dense(),
+                stored.2.is_dense()
+            ),
+            (true, true, false),
+            "as documented"
+        );
+        assert!(adult::<f32>().features().density() < crate::data::dense_threshold::<f32>());
     }
 }

@@ -30,6 +30,23 @@ impl<F: Float> Features<F> {
             Features::Sparse(m) => m.n_cols(),
         }
     }
+    /// Whether the rows are stored dense.
+    pub fn is_dense(&self) -> bool {
+        matches!(self, Features::Dense(_))
+    }
+    /// The share of values stored: non-zero values over `rows × columns` for dense rows, stored
+    /// entries over the same for sparse ones (0 for an empty matrix).
+    pub fn density(&self) -> f64 {
+        let cells = self.n_rows() * self.n_cols();
+        if cells == 0 {
+            return 0.0;
+        }
+        let stored = match self {
+            Features::Dense(m) => m.iter().filter(|v| **v != F::zero()).count(),
+            Features::Sparse(m) => m.nnz(),
+        };
+        stored as f64 / cells as f64
+    }
     /// `x_i · w`.
     #[inline]
     pub fn row_dot(&self, i: usize, w: &ArrayRef1<F>) -> F {

@@ -11,8 +11,23 @@ use crate::float::Float;
 
 use super::{CsrMatrix, Dataset, Features};
 
+/// The density (share of non-zero values, [`Features::density`]) from which [`load_libsvm`]
+/// stores rows of `F` dense: where dense rows take at most twice the memory of sparse ones
+/// (which store an index and a value per entry), 1/4 for `f64` and 1/6 for `f32`. Measured, a
+/// statistics pass over dense rows is faster from about there on (docs/BENCHMARKS.md,
+/// `cargo run --release --example storage`).
+pub fn dense_threshold<F: Float>() -> f64 {
+    let value = std::mem::size_of::<F>() as f64;
+    let entry = (std::mem::size_of::<usize>() + std::mem::size_of::<F>()) as f64;
+    value / (2.0 * entry)
+}
+
 /// Reads a LIBSVM file (`label index:value ...`, 1-based increasing indices), plain or gzip
-/// (by content, whatever the name), into sparse features.
+/// (by content, whatever the name).
+///
+/// The rows are stored dense if at least [`dense_threshold`] of their values are non-zero (a
+/// pass over them is then faster dense), sparse otherwise; [`Features::is_dense`] says which was
+/// chosen, and [`Dataset::into_dense`] and [`Dataset::into_sparse`] change it.
 ///
 /// `n_features` fixes the number of features (larger indices are an error); `None` takes the
 /// largest index present.
@@ -74,7 +89,19 @@ pub fn parse_libsvm<F: Float, R: Read>(
         });
     }
     let n_cols = n_features.unwrap_or(rows.max_index);
-    rows.into_dataset(n_cols)
+    let data = rows.into_dataset(n_cols)?;
+    let density = data.features().density();
+    Ok(fit_storage(data, density))
+}
+
+/// The data with its rows stored dense if `density` is at least [`dense_threshold`], as read
+/// (sparse) otherwise.
+pub(crate) fn fit_storage<F: Float>(data: Dataset<F>, density: f64) -> Dataset<F> {
+    if density >= dense_threshold::<F>() {
+        data.into_dense()
+    } else {
+        data
+    }
 }
 
 /// Reads the sample lines of LIBSVM text; keeps (and parses) the `k`-th sample line (0-based,

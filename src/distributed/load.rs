@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{Workers, agree};
-use crate::data::{Dataset, open, read_rows};
+use crate::data::{Dataset, fit_storage, open, read_rows};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
@@ -12,7 +12,9 @@ use crate::float::Float;
 ///
 /// Every worker reads the file, but parses only its own lines; the others are only checked to
 /// be text. The number of features is `n_features`, or else the largest index in the whole
-/// file, agreed between the workers, so that every shard has the same width.
+/// file, agreed between the workers, so that every shard has the same width. Every shard
+/// stores its rows as [`load_libsvm`](crate::data::load_libsvm) would store the whole file's:
+/// dense if the file's density is at least [`dense_threshold`](crate::data::dense_threshold).
 ///
 /// # Errors
 /// On every worker, [`Error::Rank`] naming the first worker that could not read or parse its
@@ -50,5 +52,13 @@ pub fn load_libsvm_shard<F: Float, W: Workers + ?Sized>(
         .into_iter()
         .fold(0.0, f64::max);
     let n_cols = n_features.unwrap_or(widest as usize);
-    agree(workers, rows.into_dataset(n_cols))
+    let data = agree(workers, rows.into_dataset(n_cols))?;
+    // The whole file's density, so that every shard chooses the same storage.
+    let n = data.n_samples() as f64;
+    let all = workers.all_gather(&[data.features().density() * n, n]);
+    let (stored, rows) = all
+        .chunks_exact(2)
+        .fold((0.0, 0.0), |(s, r), c| (s + c[0], r + c[1]));
+    let density = stored / rows;
+    Ok(fit_storage(data, density))
 }
