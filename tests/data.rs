@@ -98,6 +98,10 @@ fn the_storage_follows_the_density() {
         );
         assert_eq!(sparse.features().to_dense(), d.features().to_dense());
     }
+    // Rows too wide for their cells to be counted in `usize` stay sparse (found by fuzzing).
+    let wide = parse_libsvm::<f64, _>("2 8:2 9999999999999999998:1\n9\n".as_bytes(), "t", None);
+    let wide = wide.unwrap();
+    assert!(!wide.features().is_dense() && wide.features().density() < 1e-18);
     // In f32 18.75 % is above the threshold, 3 values in 5 columns (15 %) below it.
     let f = parse_libsvm::<f32, _>(below.as_bytes(), "t", Some(4)).unwrap();
     assert!(f.features().is_dense());

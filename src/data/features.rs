@@ -37,15 +37,16 @@ impl<F: Float> Features<F> {
     /// The share of values stored: non-zero values over `rows × columns` for dense rows, stored
     /// entries over the same for sparse ones (0 for an empty matrix).
     pub fn density(&self) -> f64 {
-        let cells = self.n_rows() * self.n_cols();
-        if cells == 0 {
+        // In f64: a sparse matrix may be wider than `usize` has room for cells.
+        let cells = self.n_rows() as f64 * self.n_cols() as f64;
+        if cells == 0.0 {
             return 0.0;
         }
         let stored = match self {
             Features::Dense(m) => m.iter().filter(|v| **v != F::zero()).count(),
             Features::Sparse(m) => m.nnz(),
         };
-        stored as f64 / cells as f64
+        stored as f64 / cells
     }
     /// `x_i · w`.
     #[inline]
