@@ -16,25 +16,12 @@
 mod kernels;
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use bigbatch::data::{Dataset, dense_threshold, load_libsvm};
 use bigbatch::models::{LeastSquares, Logistic};
 use bigbatch::{Float, GradStats, Objective};
-use kernels::{logistic_data, random_batch};
+use kernels::{logistic_data, median_seconds, random_batch};
 use ndarray::Array1;
-
-fn median_seconds(repeats: usize, mut op: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            op();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[repeats / 2]
-}
 
 /// One statistics pass over `batch`, median of `repeats`: logistic regression when the labels
 /// are classes, least squares otherwise.

@@ -27,7 +27,9 @@ use std::time::Instant;
 use bigbatch::data::{Dataset, load_libsvm};
 use bigbatch::models::Logistic;
 use bigbatch::{BigBatchSgd, Float, Forwarded, GradStats, Objective, parallel};
-use kernels::{PerSample, Timed, gather, logistic_data, ndarray_dots, random_batch, read_pass};
+use kernels::{
+    PerSample, Timed, gather, logistic_data, median_seconds, ndarray_dots, random_batch, read_pass,
+};
 use ndarray::Array1;
 
 struct Options {
@@ -81,20 +83,6 @@ fn parse() -> Result<Options, String> {
         return Err("--repeats ≥ 1, --batch ≥ 2, --rows ≥ 2 and --cols ≥ 1".into());
     }
     Ok(o)
-}
-
-/// The median time of `repeats` runs of `op`, in seconds (after one warm-up run).
-fn median_seconds(repeats: usize, mut op: impl FnMut()) -> f64 {
-    op();
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let t = Instant::now();
-            op();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 fn main() {

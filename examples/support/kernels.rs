@@ -1,5 +1,5 @@
-//! Reference passes and wrappers shared by the `throughput` example and the `throughput`
-//! bench: what a statistics pass is measured against.
+//! Reference passes, wrappers and timing shared by the `throughput` and `storage` examples and
+//! the `throughput` bench: what a statistics pass is measured against.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -225,4 +225,18 @@ impl<F: Float, O> LineLoss<F> for TimedLine<'_, F, O> {
         add(&self.timed.gradient_ns, t);
         done
     }
+}
+
+/// The median time of `repeats` runs of `op`, in seconds (after one warm-up run).
+pub fn median_seconds(repeats: usize, mut op: impl FnMut()) -> f64 {
+    op();
+    let mut times: Vec<f64> = (0..repeats)
+        .map(|_| {
+            let t = Instant::now();
+            op();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
