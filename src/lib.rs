@@ -151,7 +151,7 @@ pub use checkpoint::{Checkpoint, SaveEvery};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use objective::{BatchObjective, Groups, MicroBatched};
-pub use objective::{Forward, Forwarded, LineLoss, Objective};
+pub use objective::{Curvature, Forward, Forwarded, LineLoss, Objective};
 pub use observe::{History, IterView, Observer, Progress};
 pub use optimizer::{
     BatchMode, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState, StopCriteria,

@@ -190,6 +190,39 @@ pub(crate) fn accumulate_chunks_filling<F, V, C>(
     stats.merge(&part);
 }
 
+/// Overwrites `out` with `Σ range_sum(range)` over the chunks of the positions `0..len`: each
+/// chunk's vector is written into zeros of `out.len()` by `range_sum(range, part)`, and the
+/// vectors are added along the same tree as [`sum_ranges`], so the rounding does not depend on
+/// the number of threads.
+pub(crate) fn sum_vectors_by_range<C>(len: usize, out: &mut [f64], range_sum: C)
+where
+    C: Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
+{
+    fn tree<C>(r: std::ops::Range<usize>, dim: usize, f: &C) -> Vec<f64>
+    where
+        C: Fn(std::ops::Range<usize>, &mut [f64]) + Sync,
+    {
+        match split_point(r.len()) {
+            None => {
+                let mut part = vec![0.0; dim];
+                f(r, &mut part);
+                part
+            }
+            Some(half) => {
+                let mid = r.start + half;
+                let (mut a, b) = join(|| tree(r.start..mid, dim, f), || tree(mid..r.end, dim, f));
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            }
+        }
+    }
+    if len == 0 {
+        out.fill(0.0);
+        return;
+    }
+    out.copy_from_slice(&tree(0..len, out.len(), &range_sum));
+}
+
 /// `Σ chunk_sum(chunk)` over the chunks of `items`, added along the same fixed tree as
 /// [`accumulate_chunks`] (so the rounding does not depend on the number of threads).
 pub fn sum_chunks<T, C>(items: &[T], chunk_sum: C) -> f64

@@ -223,6 +223,130 @@ fn gradients_match_differences<F: Float, O: Objective<F>>(name: &str, model: &O,
     }
 }
 
+/// A batch that crosses the chunk boundary, with repeats, and a random point and vector.
+fn hessian_setup(n: usize, dim: usize) -> (Vec<usize>, Array1<f64>, Array1<f64>) {
+    let mut r = rng(17);
+    let batch: Vec<usize> = (0..700).map(|_| r.random_range(0..n)).collect();
+    let w = (0..dim).map(|_| r.random::<f64>() - 0.5).collect();
+    let v = (0..dim).map(|_| r.random::<f64>() - 0.5).collect();
+    (batch, w, v)
+}
+
+/// `H_B v` of a model's curvature, and (with the `rayon` feature) the same bits with 1 and 2
+/// threads.
+fn hessian_product<F: Float, O: Objective<F> + Sync>(
+    model: &O,
+    w: &Array1<f64>,
+    v: &Array1<f64>,
+    batch: &[usize],
+) -> Array1<f64> {
+    let (w, v) = (w.mapv(F::from_f64), v.mapv(F::from_f64));
+    let product = |threads| {
+        in_threads(threads, || {
+            let mut h = model.curvature().expect("the model has curvature");
+            h.prepare(&w, batch);
+            let mut out = Array1::from_elem(model.dim(), f64::NAN);
+            h.product(&v, &mut out);
+            out
+        })
+    };
+    let (one, two) = (product(1), product(2));
+    assert_eq!(
+        bits_of(one.as_slice().unwrap()),
+        bits_of(two.as_slice().unwrap())
+    );
+    one
+}
+
+/// Hessian-vector products against central differences of the batch gradient (f64), and the
+/// model of another float type against the f64 model.
+fn hessians_match<F: Float, O: Objective<F> + Sync, R: Objective<f64> + Sync>(
+    name: &str,
+    model: &O,
+    reference: &R,
+    tol: f64,
+) {
+    let (batch, w, v) = hessian_setup(model.n_samples(), model.dim());
+    let hv = hessian_product(model, &w, &v, &batch);
+    let expected = if std::mem::size_of::<F>() == 8 {
+        let h = 1e-5;
+        let grad_at = |t: f64| {
+            let mut stats = GradStats::new(reference.dim());
+            reference.batch_gradient(&(&w + &(t * &v)), &batch, &mut stats);
+            stats.mean().clone()
+        };
+        (grad_at(h) - grad_at(-h)) / (2.0 * h)
+    } else {
+        hessian_product(reference, &w, &v, &batch)
+    };
+    let scale = expected.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    for (j, (a, e)) in hv.iter().zip(&expected).enumerate() {
+        assert!((a - e).abs() <= tol * scale, "{name} coord {j}: {a} vs {e}");
+    }
+}
+
+/// Every bundled model but the network has Hessian-vector products; they match differences of
+/// batch gradients, dense and sparse, in f32 and f64.
+fn all_hessians_agree<F: Float>(tol: f64) {
+    let (n, d) = (800, 6);
+    let x = features(2, n, d);
+    let z = x.dot(&array![1.0, -2.0, 0.5, 0.0, 3.0, -1.0]);
+    let y_real = z.mapv(|v| v + 0.3 * (v * 7.0).sin());
+    let y_sign = z.mapv(|v| if (v * 3.0).sin() > -0.3 { 1.0 } else { -1.0 });
+    let y_class = z.mapv(|v| ((v.abs() * 2.0) as usize % 3) as f64);
+    for (kind, (data, data64)) in ["dense", "sparse"].iter().zip(
+        datasets::<F>(&x, &y_real)
+            .into_iter()
+            .zip(datasets::<f64>(&x, &y_real)),
+    ) {
+        let name = format!("least squares {kind}");
+        let model = LeastSquares::new(data.clone(), 0.1).unwrap();
+        hessians_match(
+            &name,
+            &model,
+            &LeastSquares::new(data64.clone(), 0.1).unwrap(),
+            tol,
+        );
+        let name = format!("huber {kind}");
+        let model = Huber::new(data, 0.5, 0.1).unwrap();
+        hessians_match(&name, &model, &Huber::new(data64, 0.5, 0.1).unwrap(), tol);
+    }
+    for (kind, (data, data64)) in ["dense", "sparse"].iter().zip(
+        datasets::<F>(&x, &y_sign)
+            .into_iter()
+            .zip(datasets::<f64>(&x, &y_sign)),
+    ) {
+        let model = Logistic::new(data, 0.01).unwrap();
+        let reference = Logistic::new(data64, 0.01).unwrap();
+        hessians_match(&format!("logistic {kind}"), &model, &reference, tol);
+    }
+    for (kind, (data, data64)) in ["dense", "sparse"].iter().zip(
+        datasets::<F>(&x, &y_class)
+            .into_iter()
+            .zip(datasets::<f64>(&x, &y_class)),
+    ) {
+        let model = Softmax::new(data.clone(), 3, 0.01).unwrap();
+        let reference = Softmax::new(data64, 3, 0.01).unwrap();
+        hessians_match(&format!("softmax {kind}"), &model, &reference, tol);
+        let net = Mlp::new(data, 3, &[4], Activation::Tanh, 0.0).unwrap();
+        assert!(
+            net.curvature().is_none(),
+            "the network has no Hessian products"
+        );
+        assert!(PerSampleOnly(&model).curvature().is_none());
+    }
+}
+
+#[test]
+fn hessian_products_f64() {
+    all_hessians_agree::<f64>(1e-7);
+}
+
+#[test]
+fn hessian_products_f32() {
+    all_hessians_agree::<f32>(1e-4);
+}
+
 fn all_models_agree<F: Float>(tol_fast: f64, h: f64, tol_fd: f64) {
     let (n, d) = (800, 6);
     let x = features(1, n, d);

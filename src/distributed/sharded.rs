@@ -5,7 +5,7 @@ use ndarray::{ArrayRef1, ArrayView1};
 use super::{Workers, agree};
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::objective::{LineLoss, Objective};
+use crate::objective::{Curvature, LineLoss, Objective};
 use crate::stats::GradStats;
 
 /// Which worker holds which samples.
@@ -273,6 +273,58 @@ impl<F: Float, O: Objective<F>, W: Workers> Objective<F> for Sharded<O, W> {
             inner: inner?,
             local: Vec::new(),
         }))
+    }
+
+    /// Each worker keeps the curvature of its own samples of the batch; the objective has
+    /// curvature if every worker's has (a collective call).
+    fn curvature(&self) -> Option<Box<dyn Curvature<F> + '_>> {
+        let inner = self.local.curvature();
+        if !self.all_ready(inner.is_some()) {
+            return None;
+        }
+        Some(Box::new(ShardedCurvature {
+            sharded: self,
+            inner: inner?,
+            local: Vec::new(),
+        }))
+    }
+}
+
+/// The curvature of a [`Sharded`] objective: this worker's curvature on its samples of the
+/// batch.
+struct ShardedCurvature<'a, F, O, W> {
+    sharded: &'a Sharded<O, W>,
+    inner: Box<dyn Curvature<F> + 'a>,
+    local: Vec<usize>,
+}
+
+impl<F: Float, O: Objective<F>, W: Workers> Curvature<F> for ShardedCurvature<'_, F, O, W> {
+    fn prepare(&mut self, w: &ArrayRef1<F>, batch: &[usize]) {
+        self.local = self.sharded.local_part(batch);
+        if !self.local.is_empty() {
+            self.inner.prepare(w, &self.local);
+        }
+    }
+
+    /// The workers' products, each the mean over its samples, averaged with their counts as
+    /// weights, in rank order.
+    fn product(&self, v: &ArrayRef1<F>, out: &mut ArrayRef1<f64>) {
+        let dim = self.sharded.dim;
+        let mut mine = vec![0.0; 1 + dim];
+        mine[0] = self.local.len() as f64;
+        if !self.local.is_empty() {
+            self.inner
+                .product(v, &mut ndarray::ArrayViewMut1::from(&mut mine[1..]));
+        }
+        out.fill(0.0);
+        let mut count = 0.0;
+        for theirs in self.sharded.workers.all_gather(&mine).chunks(1 + dim) {
+            count += theirs[0];
+            out.iter_mut()
+                .zip(&theirs[1..])
+                .for_each(|(o, &t)| *o += theirs[0] * t);
+        }
+        out.mapv_inplace(|o| o / count);
     }
 }
 

@@ -24,6 +24,7 @@
 //! mean gradient dwarfs the spread, that is, when the big-batch test passes by a wide margin, so
 //! the decision of the test does not suffer from it.
 
+mod curvature;
 mod line;
 mod linear;
 mod mlp;

@@ -2,14 +2,15 @@
 
 use ndarray::{Array1, ArrayRef1, Zip, s};
 
+use super::curvature::{CurvatureValues, ValuesCurvature, mean_plus_ridge};
 use super::line::{LineValues, ValuesLine};
 use super::{batch_mean_loss, class_labels, mean_loss_by_position, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Result, check};
 use crate::float::Float;
 use crate::kernels::dense_class_rows;
-use crate::objective::{LineLoss, Objective};
-use crate::parallel::{accumulate_chunks, fill_chunks};
+use crate::objective::{Curvature, LineLoss, Objective};
+use crate::parallel::{accumulate_chunks, fill_chunks, sum_vectors_by_range};
 use crate::stats::GradStats;
 
 /// Softmax (multinomial logistic) regression with K classes and one weight vector per class
@@ -126,6 +127,13 @@ impl<F: Float> Objective<F> for Softmax<F> {
     /// changes along the direction, from one read of each row.
     fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
         Some(Box::new(ValuesLine::new(self)))
+    }
+
+    /// `H v = (1/|B|) Σ ((diag(p_i) − p_i p_iᵀ) u_i) ⊗ x_i + λv` with `u_i = (x_i·V_k)_k`, from
+    /// the class probabilities `p_i` kept per sample of the batch: one read of each row to
+    /// prepare, one per product.
+    fn curvature(&self) -> Option<Box<dyn Curvature<F> + '_>> {
+        Some(Box::new(ValuesCurvature::new(self)))
     }
 
     fn n_samples(&self) -> usize {
@@ -249,5 +257,50 @@ impl<F: Float> LineValues<F> for Softmax<F> {
                 })
                 .sum()
         })
+    }
+}
+
+impl<F: Float> CurvatureValues<F> for Softmax<F> {
+    /// The class probabilities `p_i` of every sample of the batch, `K` values per sample, from
+    /// one read of each row.
+    fn fill_curvature(&self, w: &ArrayRef1<F>, batch: &[usize], values: &mut Vec<F>) {
+        let k = self.n_classes;
+        values.clear();
+        values.resize(k * batch.len(), F::zero());
+        fill_chunks(batch, values, k, &|chunk: &[usize], part: &mut [F]| {
+            for (&i, p) in chunk.iter().zip(part.chunks_exact_mut(k)) {
+                self.logits(w, i, p);
+                let max = p.iter().fold(F::neg_infinity(), |m, &v| m.max(v));
+                let mut sum = F::zero();
+                for v in p.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                p.iter_mut().for_each(|v| *v /= sum);
+            }
+        });
+    }
+
+    /// `Σ (p ⊙ u − p (p·u)) ⊗ x_i` chunk by chunk in `f64`, added along the fixed tree, then
+    /// the mean plus `λv`.
+    fn product_from(&self, values: &[F], batch: &[usize], v: &ArrayRef1<F>, out: &mut [f64]) {
+        let (k, d) = (self.n_classes, self.n_features());
+        sum_vectors_by_range(batch.len(), out, |r, part| {
+            let mut u = vec![F::zero(); k];
+            let values = &values[k * r.start..k * r.end];
+            for (&i, p) in batch[r].iter().zip(values.chunks_exact(k)) {
+                self.logits(v, i, &mut u);
+                let pu: f64 = p.iter().zip(&u).map(|(&p, &u)| (p * u).as_f64()).sum();
+                for (class, (&p, &u)) in p.iter().zip(&u).enumerate() {
+                    let (p, u) = (p.as_f64(), u.as_f64());
+                    self.features.add_row_to_wide(
+                        i,
+                        p * (u - pu),
+                        &mut ndarray::ArrayViewMut1::from(&mut part[class * d..(class + 1) * d]),
+                    );
+                }
+            }
+        });
+        mean_plus_ridge(out, batch.len(), self.lambda, v);
     }
 }

@@ -2,7 +2,7 @@
 
 use ndarray::ArrayRef1;
 
-use super::{LineLoss, Objective};
+use super::{Curvature, LineLoss, Objective};
 use crate::float::Float;
 use crate::stats::GradStats;
 
@@ -86,6 +86,10 @@ pub trait Forward<F: Float> {
     fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
         self.inner().line()
     }
+    /// [`Objective::curvature`].
+    fn curvature(&self) -> Option<Box<dyn Curvature<F> + '_>> {
+        self.inner().curvature()
+    }
 }
 
 /// The objective a [`Forward`] wrapper defines: every method of `W`'s, forwarded or
@@ -117,5 +121,8 @@ impl<F: Float, W: Forward<F>> Objective<F> for Forwarded<W> {
     }
     fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
         Forward::line(&self.0)
+    }
+    fn curvature(&self) -> Option<Box<dyn Curvature<F> + '_>> {
+        Forward::curvature(&self.0)
     }
 }

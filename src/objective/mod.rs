@@ -6,9 +6,11 @@ use crate::float::Float;
 use crate::stats::GradStats;
 
 mod batch;
+mod curvature;
 mod forward;
 mod line;
 pub use batch::{BatchObjective, Groups, MicroBatched};
+pub use curvature::Curvature;
 pub use forward::{Forward, Forwarded};
 pub use line::LineLoss;
 
@@ -99,6 +101,17 @@ pub trait Objective<F: Float = f64> {
         None
     }
 
+    /// The optional capability of products with the Hessian of a batch loss, for second-order
+    /// step rules ([`NewtonCg`](crate::NewtonCg)): an object that keeps what the products at
+    /// one point need. The default has none. Every bundled model but [`Mlp`](crate::models::Mlp)
+    /// has it.
+    ///
+    /// The optimizer asks once per run and keeps the object for the run. See [`Curvature`] for
+    /// an example.
+    fn curvature(&self) -> Option<Box<dyn Curvature<F> + '_>> {
+        None
+    }
+
     /// Adds the per-sample gradients (and, if it can, the losses) of the samples in `batch`
     /// to `stats`.
     ///
@@ -146,5 +159,8 @@ impl<F: Float, O: Objective<F> + ?Sized> Objective<F> for &O {
     }
     fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
         (**self).line()
+    }
+    fn curvature(&self) -> Option<Box<dyn Curvature<F> + '_>> {
+        (**self).curvature()
     }
 }

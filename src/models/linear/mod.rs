@@ -1,16 +1,18 @@
 //! Linear models `f_i(w) = φ(x_i·w, y_i) + (λ/2)‖w‖²`.
 
+mod curvature;
 mod line;
 
 use ndarray::{Array1, ArrayRef1, ArrayView1, Zip};
 
+use super::curvature::ValuesCurvature;
 use super::line::ValuesLine;
 use super::{batch_mean_loss, check_not_empty, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result, check};
 use crate::float::Float;
 use crate::kernels::{dense_line, dense_rows};
-use crate::objective::{LineLoss, Objective};
+use crate::objective::{Curvature, LineLoss, Objective};
 use crate::parallel::accumulate_chunks;
 use crate::stats::GradStats;
 
@@ -20,6 +22,13 @@ pub trait ScalarLoss: Clone + std::fmt::Debug + Send + Sync {
     fn value<F: Float>(&self, z: F, y: F) -> F;
     /// `(φ(z, y), ∂φ/∂z)`.
     fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F);
+    /// `∂²φ/∂z²`, if the loss has it (for every `z` or for none: a loss whose second
+    /// derivative is undefined at a kink returns the one-sided value there). The default has
+    /// none, and the model then has no [`curvature`](crate::Objective::curvature).
+    fn second_derivative<F: Float>(&self, z: F, y: F) -> Option<F> {
+        let _ = (z, y);
+        None
+    }
     /// Checks a target and returns the value the loss works with (e.g. 0 → −1), or why not.
     ///
     /// # Errors
@@ -43,6 +52,10 @@ impl ScalarLoss for SquaredLoss {
     fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F) {
         let r = z - y;
         (F::from_f64(0.5) * r * r, r)
+    }
+    #[inline]
+    fn second_derivative<F: Float>(&self, _z: F, _y: F) -> Option<F> {
+        Some(F::one())
     }
 }
 
@@ -76,6 +89,13 @@ impl ScalarLoss for LogLoss {
     fn value_and_derivative<F: Float>(&self, z: F, y: F) -> (F, F) {
         let t = -y * z;
         (softplus(t), -y * sigmoid(t))
+    }
+    /// `σ(t)(1 − σ(t))` with `t = −yz` (labels ±1), computed as `σ(t)σ(−t)` without
+    /// cancellation.
+    #[inline]
+    fn second_derivative<F: Float>(&self, z: F, y: F) -> Option<F> {
+        let t = -y * z;
+        Some(sigmoid(t) * sigmoid(-t))
     }
     fn prepare_target(&self, y: f64) -> std::result::Result<f64, &'static str> {
         match y {
@@ -111,6 +131,12 @@ impl ScalarLoss for HuberLoss {
                 delta * r.signum(),
             )
         }
+    }
+    /// 1 for `|r| ≤ δ`, else 0 (the inner value at the kinks `|r| = δ`).
+    #[inline]
+    fn second_derivative<F: Float>(&self, z: F, y: F) -> Option<F> {
+        let inside = (z - y).abs() <= F::from_f64(self.delta);
+        Some(if inside { F::one() } else { F::zero() })
     }
 }
 
@@ -366,6 +392,15 @@ impl<F: Float, L: ScalarLoss> Objective<F> for Linear<F, L> {
     /// one read of each row.
     fn line(&self) -> Option<Box<dyn LineLoss<F> + '_>> {
         Some(Box::new(ValuesLine::new(self)))
+    }
+
+    /// `H v = (1/|B|) Σ φ''(x_i·w, y_i)(x_i·v) x_i + λv` from `φ''` kept per sample of the
+    /// batch: one read of each row to prepare, one per product. `None` if the loss has no
+    /// [`second_derivative`](ScalarLoss::second_derivative).
+    fn curvature(&self) -> Option<Box<dyn Curvature<F> + '_>> {
+        self.loss
+            .second_derivative(F::zero(), self.targets[0])
+            .map(|_| Box::new(ValuesCurvature::new(self)) as Box<dyn Curvature<F> + '_>)
     }
 
     fn n_samples(&self) -> usize {
