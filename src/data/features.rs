@@ -101,6 +101,25 @@ impl<F: Float> Features<F> {
             }
         }
     }
+    /// `out_j += a · x_ij²`, accumulated in `f64` (a diagonal of `Σ a_i x_i x_iᵀ`).
+    #[inline]
+    pub(crate) fn add_row_squares_to_wide(&self, i: usize, a: f64, out: &mut [f64]) {
+        match self {
+            Features::Dense(m) => {
+                for (o, &x) in out.iter_mut().zip(m.row(i).iter()) {
+                    let x = x.as_f64();
+                    *o += a * x * x;
+                }
+            }
+            Features::Sparse(m) => {
+                let (cols, vals) = m.row(i);
+                for (&c, &v) in cols.iter().zip(vals) {
+                    let v = v.as_f64();
+                    out[c] += a * v * v;
+                }
+            }
+        }
+    }
     /// `‖x_i‖²` for every row, accumulated in `f64`.
     pub(crate) fn row_norms_sq_wide(&self) -> Array1<f64> {
         match self {

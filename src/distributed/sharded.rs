@@ -326,6 +326,33 @@ impl<F: Float, O: Objective<F>, W: Workers> Curvature<F> for ShardedCurvature<'_
         }
         out.mapv_inplace(|o| o / count);
     }
+
+    /// The workers' diagonals, averaged as the products are; none unless every worker's
+    /// curvature has one.
+    fn diagonal(&self, out: &mut ArrayRef1<f64>) -> bool {
+        let dim = self.sharded.dim;
+        let mut mine = vec![0.0; 2 + dim];
+        mine[0] = self.local.len() as f64;
+        let has = self.local.is_empty()
+            || self
+                .inner
+                .diagonal(&mut ndarray::ArrayViewMut1::from(&mut mine[2..]));
+        mine[1] = if has { 1.0 } else { 0.0 };
+        let all = self.sharded.workers.all_gather(&mine);
+        if all.chunks(2 + dim).any(|theirs| theirs[1] < 0.5) {
+            return false;
+        }
+        out.fill(0.0);
+        let mut count = 0.0;
+        for theirs in all.chunks(2 + dim) {
+            count += theirs[0];
+            out.iter_mut()
+                .zip(&theirs[2..])
+                .for_each(|(o, &t)| *o += theirs[0] * t);
+        }
+        out.mapv_inplace(|o| o / count);
+        true
+    }
 }
 
 /// The line of a [`Sharded`] objective: this worker's line on its samples of the batch.

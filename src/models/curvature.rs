@@ -14,6 +14,9 @@ pub(crate) trait CurvatureValues<F: Float> {
     /// Overwrites `out` with `H_B v` (the mean over `batch`, regularization included) from
     /// `values`.
     fn product_from(&self, values: &[F], batch: &[usize], v: &ArrayRef1<F>, out: &mut [f64]);
+    /// Overwrites `out` with the diagonal of `H_B` (the mean over `batch`, regularization
+    /// included) from `values`.
+    fn diagonal_from(&self, values: &[F], batch: &[usize], out: &mut [f64]);
 }
 
 /// The [`Curvature`] of a model with [`CurvatureValues`]: the batch and the values, reused from
@@ -52,6 +55,26 @@ impl<F: Float, M: CurvatureValues<F>> Curvature<F> for ValuesCurvature<'_, M, F>
             }
         }
     }
+
+    fn diagonal(&self, out: &mut ArrayRef1<f64>) -> bool {
+        match out.as_slice_mut() {
+            Some(out) => self.model.diagonal_from(&self.values, &self.batch, out),
+            None => {
+                let mut contiguous = vec![0.0; out.len()];
+                self.model
+                    .diagonal_from(&self.values, &self.batch, &mut contiguous);
+                out.iter_mut().zip(contiguous).for_each(|(o, c)| *o = c);
+            }
+        }
+        true
+    }
+}
+
+/// `out ← out/n + λ`: a sum of `n` per-sample diagonals turned into the mean, with the
+/// regularization's added.
+pub(crate) fn mean_plus_ridge_diagonal<F: Float>(out: &mut [f64], n: usize, lambda: F) {
+    let (lambda, n) = (lambda.as_f64(), n as f64);
+    out.iter_mut().for_each(|o| *o = *o / n + lambda);
 }
 
 /// `out ← out/n + λv`: a sum of `n` per-sample products turned into the mean, with the

@@ -2,7 +2,9 @@
 
 use ndarray::{Array1, ArrayRef1, Zip, s};
 
-use super::curvature::{CurvatureValues, ValuesCurvature, mean_plus_ridge};
+use super::curvature::{
+    CurvatureValues, ValuesCurvature, mean_plus_ridge, mean_plus_ridge_diagonal,
+};
 use super::line::{LineValues, ValuesLine};
 use super::{batch_mean_loss, class_labels, mean_loss_by_position, merge_chunk, ridge_penalty};
 use crate::data::{Dataset, Features};
@@ -302,5 +304,25 @@ impl<F: Float> CurvatureValues<F> for Softmax<F> {
             }
         });
         mean_plus_ridge(out, batch.len(), self.lambda, v);
+    }
+
+    /// `Σ p_k(1 − p_k) x_ij²` for class `k` and feature `j`, chunk by chunk in `f64`, then the
+    /// mean plus `λ`.
+    fn diagonal_from(&self, values: &[F], batch: &[usize], out: &mut [f64]) {
+        let (k, d) = (self.n_classes, self.n_features());
+        sum_vectors_by_range(batch.len(), out, |r, part| {
+            let values = &values[k * r.start..k * r.end];
+            for (&i, p) in batch[r].iter().zip(values.chunks_exact(k)) {
+                for (class, &p) in p.iter().enumerate() {
+                    let p = p.as_f64();
+                    self.features.add_row_squares_to_wide(
+                        i,
+                        p * (1.0 - p),
+                        &mut part[class * d..(class + 1) * d],
+                    );
+                }
+            }
+        });
+        mean_plus_ridge_diagonal(out, batch.len(), self.lambda);
     }
 }

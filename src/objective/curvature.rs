@@ -68,4 +68,13 @@ pub trait Curvature<F: Float> {
     /// regularization included, accumulated in `f64`. The optimizer never calls it before a
     /// preparation.
     fn product(&self, v: &ArrayRef1<F>, out: &mut ArrayRef1<f64>);
+
+    /// Overwrites `out` with the diagonal of `H_B(w)` for the last preparation and returns
+    /// true; the default has no diagonal and returns false. A rule uses it to precondition its
+    /// conjugate gradients (Jacobi), which matters where the features' scales or frequencies
+    /// differ; the optimizer counts it as one product.
+    fn diagonal(&self, out: &mut ArrayRef1<f64>) -> bool {
+        let _ = out;
+        false
+    }
 }

@@ -5,7 +5,7 @@ use ndarray::{ArrayRef1, ArrayViewMut1};
 use super::{Linear, ScalarLoss};
 use crate::float::Float;
 use crate::kernels::{add_row, dot};
-use crate::models::curvature::{CurvatureValues, mean_plus_ridge};
+use crate::models::curvature::{CurvatureValues, mean_plus_ridge, mean_plus_ridge_diagonal};
 use crate::parallel::{fill_chunks, sum_vectors_by_range};
 
 impl<F: Float, L: ScalarLoss> CurvatureValues<F> for Linear<F, L> {
@@ -48,5 +48,17 @@ impl<F: Float, L: ScalarLoss> CurvatureValues<F> for Linear<F, L> {
             }
         });
         mean_plus_ridge(out, batch.len(), self.lambda, v);
+    }
+
+    /// `Σ φ''_i x_ij²` chunk by chunk in `f64`, then the mean plus `λ`.
+    fn diagonal_from(&self, values: &[F], batch: &[usize], out: &mut [f64]) {
+        sum_vectors_by_range(batch.len(), out, |r, part| {
+            for (&i, &h) in batch[r.clone()].iter().zip(&values[r]) {
+                if h != F::zero() {
+                    self.features.add_row_squares_to_wide(i, h.as_f64(), part);
+                }
+            }
+        });
+        mean_plus_ridge_diagonal(out, batch.len(), self.lambda);
     }
 }
