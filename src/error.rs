@@ -136,6 +136,19 @@ pub enum Error {
         last_iterate: Vec<f64>,
     },
 
+    /// The step rule needs a capability the objective does not have (a Newton rule needs
+    /// [`Objective::curvature`](crate::Objective::curvature)); the run stopped before its
+    /// first step.
+    #[error("the step rule {rule} needs {needs}, which the objective does not provide")]
+    Unsupported {
+        /// The step rule.
+        rule: &'static str,
+        /// What it needs.
+        needs: &'static str,
+        /// The iterate the run stopped at, widened to `f64`.
+        last_iterate: Vec<f64>,
+    },
+
     /// A thread pool for batch evaluation could not be started.
     #[error("cannot start a pool of {threads} threads: {message}")]
     Threads {
@@ -161,7 +174,8 @@ impl Error {
     pub fn last_iterate<F: Float>(&self) -> Option<Array1<F>> {
         match self {
             Error::NonFinite { last_iterate, .. }
-            | Error::LineSearchFailed { last_iterate, .. } => {
+            | Error::LineSearchFailed { last_iterate, .. }
+            | Error::Unsupported { last_iterate, .. } => {
                 Some(last_iterate.iter().map(|&x| F::from_f64(x)).collect())
             }
             _ => None,
@@ -171,7 +185,8 @@ impl Error {
     /// Fills the carried iterate of a run-time error if it is still empty.
     pub(crate) fn with_iterate<F: Float>(mut self, w: &Array1<F>) -> Self {
         if let Error::NonFinite { last_iterate, .. }
-        | Error::LineSearchFailed { last_iterate, .. } = &mut self
+        | Error::LineSearchFailed { last_iterate, .. }
+        | Error::Unsupported { last_iterate, .. } = &mut self
         {
             if last_iterate.is_empty() {
                 *last_iterate = w.iter().map(|x| x.as_f64()).collect();
@@ -246,6 +261,10 @@ pub(crate) mod check {
     /// In the open interval (0, 1).
     pub(crate) fn open_unit(name: &'static str, value: f64) -> Result<()> {
         ok_if(value > 0.0 && value < 1.0, name, value, "in (0, 1)")
+    }
+    /// In (0, 1].
+    pub(crate) fn unit_to_one(name: &'static str, value: f64) -> Result<()> {
+        ok_if(value > 0.0 && value <= 1.0, name, value, "in (0, 1]")
     }
     /// In [0, 1).
     pub(crate) fn unit_from_zero(name: &'static str, value: f64) -> Result<()> {

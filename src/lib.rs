@@ -160,7 +160,7 @@ pub use report::{IterRecord, Report, StopReason};
 pub use stats::{BatchTest, GradStats};
 pub use step::{
     Adadelta, Adam, Armijo, BarzilaiBorwein, FirstTrial, Fixed, GainScaled, Lbfgs, LineSearch,
-    Momentum, Step, StepContext, StepIncrease, StepRule,
+    Momentum, NewtonCg, Step, StepContext, StepIncrease, StepRule, Switch,
 };
 
 /// The README's code blocks, compiled and run as doc tests.

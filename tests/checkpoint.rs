@@ -14,12 +14,13 @@ fn temp_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("bigbatch-ck-{}-{name}.json", std::process::id()))
 }
 
-fn resumed_equals_uninterrupted<F, S>(
+fn resumed_equals_uninterrupted<F, S, O>(
     name: &str,
     builder: impl Fn() -> BigBatchSgdBuilder<S>,
-    p: &Ridge<F>,
+    p: &O,
 ) where
     F: Float + Serialize + DeserializeOwned,
+    O: Objective<F>,
     S: StepRule + Clone + Serialize + DeserializeOwned,
 {
     let w0 = Array1::<F>::zeros(p.dim());
@@ -142,6 +143,27 @@ fn all_configurations<F: Float + Serialize + DeserializeOwned>() {
                 .growth_rule(GrowthRule::ToRequired)
         },
         &p,
+    );
+    // Newton-CG on the whole batch after L-BFGS, on a bundled model (it has curvature).
+    let (x, y, _) = linear_data(51, 1500, 6, 1.0, 2.0);
+    let logistic = bigbatch::models::Logistic::new(
+        bigbatch::data::Dataset::from_dense(
+            x.mapv(F::from_f64),
+            y.mapv(|v| F::from_f64(if v > 0.0 { 1.0 } else { -1.0 })),
+        )
+        .unwrap(),
+        1e-3,
+    )
+    .unwrap();
+    resumed_equals_uninterrupted(
+        "newton",
+        || {
+            BigBatchSgd::newton()
+                .seed(9)
+                .max_epochs(40.0)
+                .tolerance(0.0)
+        },
+        &logistic,
     );
     // The network preset: the test's averages over iterations travel with the run state.
     resumed_equals_uninterrupted(

@@ -410,3 +410,73 @@ fn shards_of_a_file_are_its_strided_rows_and_a_bad_line_is_named_everywhere() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Hessian-vector products of a sharded objective are the whole objective's up to rounding
+/// (and a Newton run over workers is the run on one worker, every worker holding the same
+/// report).
+fn sharded_curvature_agrees<F: Float + Send + Sync>(tol: f64) {
+    let data = data::<F>(3, 900, 6);
+    let whole = Logistic::new(data.clone(), 1e-2).unwrap();
+    let w: Array1<F> = (0..6).map(|j| F::from_f64(0.2 - 0.1 * j as f64)).collect();
+    let v: Array1<F> = (0..6).map(|j| F::from_f64(0.5 - 0.15 * j as f64)).collect();
+    let batch: Vec<usize> = (0..900).filter(|i| i % 5 != 1).rev().collect();
+    let mut reference = Array1::<f64>::zeros(6);
+    let mut diag_ref = Array1::<f64>::zeros(6);
+    {
+        let mut h = whole.curvature().unwrap();
+        h.prepare(&w, &batch);
+        h.product(&v, &mut reference);
+        assert!(h.diagonal(&mut diag_ref));
+    }
+    let run = || {
+        BigBatchSgd::newton()
+            .seed(2)
+            .tolerance(1e-14)
+            .max_epochs(200.0)
+            .build()
+            .unwrap()
+    };
+    let alone = run().minimize(&whole, Array1::zeros(6)).unwrap();
+    for layout in [Layout::Strided, Layout::Blocks] {
+        let results = ThreadRanks::run(3, |ws| {
+            let mine = shard_of(900, ws.rank(), 3, layout);
+            let local = Logistic::new(data.select(&mine), 1e-2).unwrap();
+            let objective = Sharded::new(local, &ws, layout).unwrap();
+            let mut out = Array1::<f64>::zeros(6);
+            let mut diag = Array1::<f64>::zeros(6);
+            let mut h = objective.curvature().unwrap();
+            h.prepare(&w, &batch);
+            h.product(&v, &mut out);
+            assert!(h.diagonal(&mut diag));
+            drop(h);
+            let report = run().minimize(&objective, Array1::zeros(6)).unwrap();
+            (out, diag, report)
+        });
+        for (out, diag, report) in &results {
+            for (a, b) in out.iter().zip(&reference).chain(diag.iter().zip(&diag_ref)) {
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                    "{layout:?}: {a} vs {b}"
+                );
+            }
+            assert_eq!(
+                bits(report),
+                bits(&results[0].2),
+                "{layout:?}: a worker differs"
+            );
+            let rel = (report.loss - alone.loss).abs().as_f64() / alone.loss.as_f64();
+            assert!(rel <= tol, "{layout:?}: {report} against {alone}");
+            assert_eq!(report.grad_evals, alone.grad_evals, "{layout:?}");
+        }
+    }
+}
+
+#[test]
+fn sharded_hessian_products_and_newton_runs_agree_with_one_worker_f64() {
+    sharded_curvature_agrees::<f64>(1e-12);
+}
+
+#[test]
+fn sharded_hessian_products_and_newton_runs_agree_with_one_worker_f32() {
+    sharded_curvature_agrees::<f32>(1e-5);
+}

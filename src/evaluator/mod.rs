@@ -164,6 +164,15 @@ impl<F: Float> Evaluator<F> {
         self.scratch.loss_budget_hit |= !ok;
         ok
     }
+    /// Counts `n` gradient evaluations of another kind (Hessian-vector products) and returns
+    /// true; false, counting nothing, if the budget cannot pay for them.
+    pub(crate) fn charge_grads(&mut self, n: usize) -> bool {
+        if n as u64 > self.remaining() {
+            return false;
+        }
+        self.grad_evals += n as u64;
+        true
+    }
     /// Whether this iteration wanted loss evaluations the budget could not pay for.
     pub(crate) fn loss_budget_hit(&self) -> bool {
         self.scratch.loss_budget_hit

@@ -11,11 +11,11 @@ use super::drawing::{Confirmed, Drawn, Grown};
 use super::state::RunState;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::objective::{LineLoss, Objective};
+use crate::objective::{Curvature, LineLoss, Objective};
 use crate::optimizer::grown_size;
 use crate::report::observe::{IterView, Observer};
 use crate::report::{IterRecord, Report, StopReason};
-use crate::step::{Step, StepContext, StepRule, Trials};
+use crate::step::{Hessian, Step, StepContext, StepRule, Trials};
 
 /// What the loop does after each step besides handing it to the observer: saving a
 /// checkpoint (with the `serde` feature). `Break` ends the run with the reason given.
@@ -50,8 +50,8 @@ impl<S: StepRule> BigBatchSgd<S> {
         A: AfterStep<F, S> + ?Sized,
     {
         run.check_fits(objective.n_samples(), objective.dim())?;
-        // The objective's losses along lines, kept for the whole run.
-        let mut along = objective.line();
+        // The objective's losses along lines and its curvature, kept for the whole run.
+        let mut kept = Capabilities::of(objective);
         let stop = loop {
             if run.iteration >= self.stop.max_iterations {
                 break StopReason::IterationBudget;
@@ -59,7 +59,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             if run.grad_evals() >= self.stop.grad_limit(run.n_samples) {
                 break StopReason::EpochBudget;
             }
-            let record = match self.step_once(objective, along.as_deref_mut(), &mut run) {
+            let record = match self.step_once(objective, &mut kept, &mut run) {
                 Ok(Outcome::Stepped(record)) => record,
                 Ok(Outcome::Converged) => break StopReason::GradientTolerance,
                 Ok(Outcome::Stalled) => break StopReason::NoProgress,
@@ -100,7 +100,7 @@ impl<S: StepRule> BigBatchSgd<S> {
     fn propose<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
-        along: Option<&mut (dyn LineLoss<F> + '_)>,
+        kept: &mut Capabilities<'_, F>,
         run: &mut RunState<F>,
         drawn: &Drawn,
         loss: F,
@@ -125,7 +125,11 @@ impl<S: StepRule> BigBatchSgd<S> {
             direction: &mut run.work.direction,
             trials: Trials {
                 objective,
-                along: along.map(shorten),
+                along: kept.along.as_deref_mut().map(shorten),
+                hessian: kept
+                    .curvature
+                    .as_deref_mut()
+                    .map(|c| Hessian::new(shorten_curvature(c))),
                 eval: &mut run.eval,
                 w: &run.w,
                 batch: run.sampler.batch(),
@@ -210,9 +214,32 @@ fn batch_loss<F: Float, O: Objective<F> + ?Sized>(
     }
 }
 
+/// What an objective offers beyond its methods, asked for once per run: losses along lines
+/// ([`Objective::line`]) and Hessian-vector products ([`Objective::curvature`]).
+pub(super) struct Capabilities<'o, F> {
+    along: Option<Box<dyn LineLoss<F> + 'o>>,
+    curvature: Option<Box<dyn Curvature<F> + 'o>>,
+}
+
+impl<'o, F: Float> Capabilities<'o, F> {
+    pub(super) fn of<O: Objective<F> + ?Sized>(objective: &'o O) -> Self {
+        Capabilities {
+            along: objective.line(),
+            curvature: objective.curvature(),
+        }
+    }
+}
+
 /// A line object borrowed for as long as it lives at most.
 fn shorten<'a, 'o: 'a, F>(along: &'a mut (dyn LineLoss<F> + 'o)) -> &'a mut (dyn LineLoss<F> + 'a) {
     along
+}
+
+/// A curvature object borrowed for as long as it lives at most.
+fn shorten_curvature<'a, 'o: 'a, F>(
+    curvature: &'a mut (dyn Curvature<F> + 'o),
+) -> &'a mut (dyn Curvature<F> + 'a) {
+    curvature
 }
 
 /// Writes `w + alpha·d` into `next`.
@@ -286,11 +313,11 @@ impl<S: StepRule> BigBatchSgd<S> {
         Ok(run)
     }
 
-    /// One iteration, with the run's line object.
+    /// One iteration, with the run's line and curvature objects.
     pub(super) fn step_once<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
-        along: Option<&mut (dyn LineLoss<F> + '_)>,
+        kept: &mut Capabilities<'_, F>,
         run: &mut RunState<F>,
     ) -> Result<Outcome<F>> {
         let n = run.n_samples;
@@ -327,7 +354,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             return Ok(Outcome::OutOfLossBudget);
         };
         run.last_good.assign(&run.w);
-        let step = self.propose(objective, along, run, &drawn, loss)?;
+        let step = self.propose(objective, kept, run, &drawn, loss)?;
         if run.eval.loss_budget_hit() {
             // The rule wanted a loss the budget could not pay for: stop where the run is.
             return Ok(Outcome::OutOfLossBudget);

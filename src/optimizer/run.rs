@@ -2,6 +2,7 @@
 
 use ndarray::Array1;
 
+use super::driver::Capabilities;
 use super::{BigBatchSgd, Outcome, RunState};
 use crate::error::Result;
 use crate::float::Float;
@@ -36,15 +37,16 @@ impl<S: StepRule> BigBatchSgd<S> {
     /// [`Error::LineSearchFailed`](crate::Error::LineSearchFailed); the run state keeps the
     /// last good iterate ([`RunState::last_good`]).
     ///
-    /// The objective's line object ([`Objective::line`]) lives for this one iteration; the
-    /// loop of [`resume_with`](Self::resume_with) keeps one for the whole run.
+    /// The objective's line and curvature objects ([`Objective::line`],
+    /// [`Objective::curvature`]) live for this one iteration; the loop of
+    /// [`resume_with`](Self::resume_with) keeps them for the whole run.
     pub fn iterate<F: Float, O: Objective<F> + ?Sized>(
         &mut self,
         objective: &O,
         run: &mut RunState<F>,
     ) -> Result<Outcome<F>> {
-        let mut along = objective.line();
-        self.step_once(objective, along.as_deref_mut(), run)
+        let mut kept = Capabilities::of(objective);
+        self.step_once(objective, &mut kept, run)
     }
 
     /// Minimizes `objective` from `w0` (which is consumed, never modified in place).

@@ -76,8 +76,11 @@ mod barzilai_borwein;
 mod context;
 mod fixed;
 mod gain;
+mod hessian;
 mod lbfgs;
+mod newton;
 mod search;
+mod switch;
 
 pub use adaptive::{Adadelta, Adam, Momentum};
 pub use armijo::{Armijo, StepIncrease};
@@ -85,9 +88,12 @@ pub use barzilai_borwein::BarzilaiBorwein;
 pub use context::StepContext;
 pub use fixed::Fixed;
 pub use gain::GainScaled;
+pub(crate) use hessian::Hessian;
 pub use lbfgs::Lbfgs;
+pub use newton::NewtonCg;
 pub(crate) use search::Trials;
 pub use search::{FirstTrial, LineSearch};
+pub use switch::Switch;
 
 use crate::error::Result;
 use crate::float::Float;

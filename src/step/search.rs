@@ -73,6 +73,8 @@ impl LineSearch {
 pub(crate) struct Trials<'a, F: Float, O: ?Sized> {
     pub(crate) objective: &'a O,
     pub(crate) along: Option<&'a mut (dyn LineLoss<F> + 'a)>,
+    /// The objective's Hessian-vector products, if it has them.
+    pub(crate) hessian: Option<super::Hessian<'a, F>>,
     pub(crate) eval: &'a mut Evaluator<F>,
     pub(crate) w: &'a Array1<F>,
     pub(crate) batch: &'a [usize],

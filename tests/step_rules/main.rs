@@ -7,4 +7,5 @@ mod common;
 mod adaptive;
 mod against_references;
 mod lbfgs;
+mod newton;
 mod written_outside;
