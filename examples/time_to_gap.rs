@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! cargo run --release --example time_to_gap -- --data ../shared/data/fashion-mnist-tops.train.svm.gz \
-//!     --features 784 --lambda 1e-4 --gaps 8e-4,8e-8 [--fstar F] [--f32] [--max-epochs 400]
+//!     --features 784 --lambda 1e-4 --gaps 8e-4,8e-8 [--fstar F] [--f32] [--max-epochs 400] \
+//!     [--step lbfgs|newton] [--hessian-fraction 0.1] [--cg-iterations 20]
 //! ```
 //!
 //! The objective is `(1/N) Σ log(1 + exp(−y_i x_i·w)) + (λ/2)‖w‖²` with a bias feature appended
-//! (regularized like the others), dense rows. `f*` is computed by full-batch L-BFGS to a
+//! (regularized like the others), rows stored as `load_libsvm` chooses for the file (dense
+//! Fashion-MNIST tops, sparse adult). `--step newton` runs the [`NewtonCg`] rule in place of the
+//! default L-BFGS, with the Hessian on `--hessian-fraction` of the batch. `f*` is computed by full-batch L-BFGS to a
 //! gradient norm of 1e-12 unless `--fstar` gives it (the script passes the lowest value either
 //! library found). The run uses the default settings with no tolerance and stops when every gap
 //! is reached or after `--max-epochs` epochs. After every iteration the full objective at the
@@ -24,10 +27,10 @@ mod support;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use bigbatch::data::{Dataset, load_libsvm};
+use bigbatch::data::load_libsvm;
 use bigbatch::models::Logistic;
 use bigbatch::observe::from_fn;
-use bigbatch::{BigBatchSgd, Float, IterView, Objective};
+use bigbatch::{BigBatchSgd, Float, IterView, Lbfgs, NewtonCg, Objective, Switch};
 use ndarray::Array1;
 
 struct Options {
@@ -39,6 +42,11 @@ struct Options {
     reference_only: bool,
     f32: bool,
     max_epochs: f64,
+    newton: bool,
+    hessian_fraction: Option<f64>,
+    cg_iterations: Option<usize>,
+    tail: bool,
+    precondition: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -52,9 +60,18 @@ fn parse() -> Result<Options, String> {
         reference_only: false,
         f32: false,
         max_epochs: 400.0,
+        newton: false,
+        hessian_fraction: None,
+        cg_iterations: None,
+        tail: false,
+        precondition: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--precondition" {
+            o.precondition = true;
+            continue;
+        }
         if flag == "--f32" || flag == "--reference-only" {
             o.f32 |= flag == "--f32";
             o.reference_only |= flag == "--reference-only";
@@ -68,6 +85,16 @@ fn parse() -> Result<Options, String> {
             "--lambda" => o.lambda = value.parse().map_err(|e| bad(&e))?,
             "--fstar" => o.fstar = Some(value.parse().map_err(|e| bad(&e))?),
             "--max-epochs" => o.max_epochs = value.parse().map_err(|e| bad(&e))?,
+            "--cg-iterations" => o.cg_iterations = Some(value.parse().map_err(|e| bad(&e))?),
+            "--hessian-fraction" => o.hessian_fraction = Some(value.parse().map_err(|e| bad(&e))?),
+            "--step" => {
+                (o.newton, o.tail) = match value.as_str() {
+                    "lbfgs" => (false, false),
+                    "newton" => (true, false),
+                    "tail" => (true, true),
+                    _ => return Err(bad(&"the rules are lbfgs, newton and tail")),
+                }
+            }
             "--gaps" => {
                 o.gaps = value
                     .split(',')
@@ -102,17 +129,22 @@ fn main() {
 
 fn run<F: Float>(o: &Options) -> Result<(), bigbatch::Error> {
     let start = Instant::now();
-    let data = load_libsvm::<f64>(&o.data, Some(o.features))?
-        .into_dense()
-        .with_bias();
+    let data = load_libsvm::<f64>(&o.data, Some(o.features))?.with_bias();
     println!("load_seconds {:.3}", start.elapsed().as_secs_f64());
-    // The run's data in its own precision (a copy for f64, rounded once for f32); the
-    // objective in f64, for f* and the gaps, whatever the run's precision.
-    let x = data.features().to_dense().mapv(F::from_f64);
+    // The run's data in its own precision (read again, rounded once for f32); the objective
+    // in f64, for f* and the gaps, whatever the run's precision.
     let model = Logistic::new(
-        Dataset::from_dense(x, data.targets().mapv(F::from_f64))?,
+        load_libsvm::<F>(&o.data, Some(o.features))?.with_bias(),
         o.lambda,
     )?;
+    eprintln!(
+        "rows stored {}",
+        if model.features().is_dense() {
+            "dense"
+        } else {
+            "sparse"
+        }
+    );
     let exact = Logistic::<f64>::new(data, o.lambda)?;
     let all: Vec<usize> = (0..exact.n_samples()).collect();
     let fstar = match o.fstar {
@@ -146,11 +178,33 @@ fn run<F: Float>(o: &Options) -> Result<(), bigbatch::Error> {
             ControlFlow::Continue(())
         }
     });
-    let report = BigBatchSgd::builder()
+    let builder = BigBatchSgd::builder()
         .tolerance(0.0)
-        .max_epochs(o.max_epochs)
-        .build()?
-        .minimize_with(&model, Array1::zeros(model.dim()), &mut observer)?;
+        .max_epochs(o.max_epochs);
+    let w0 = Array1::zeros(model.dim());
+    let report = if o.newton {
+        let mut rule = NewtonCg::new();
+        if let Some(f) = o.hessian_fraction {
+            rule = rule.hessian_fraction(f);
+        }
+        if let Some(n) = o.cg_iterations {
+            rule = rule.max_cg_iterations(n);
+        }
+        rule = rule.precondition(o.precondition);
+        if o.tail {
+            let mut opt = builder.step(Switch::new(Lbfgs::new(), rule)).build()?;
+            let report = opt.minimize_with(&model, w0, &mut observer)?;
+            eprintln!("hessian products {}", opt.step_rule().whole().products());
+            report
+        } else {
+            let mut opt = builder.step(rule).build()?;
+            let report = opt.minimize_with(&model, w0, &mut observer)?;
+            eprintln!("hessian products {}", opt.step_rule().products());
+            report
+        }
+    } else {
+        builder.build()?.minimize_with(&model, w0, &mut observer)?
+    };
     eprintln!("{report}");
     for (gap, hit) in o.gaps.iter().zip(&reached) {
         match hit {
