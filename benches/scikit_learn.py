@@ -3,11 +3,14 @@
 
     pip install scikit-learn          # numpy and scipy come with it
     python3 benches/scikit_learn.py [--data FILE --features D] [--lambda L] [--threads T]
+    python3 benches/scikit_learn.py --data ../shared/data/adult.svm.gz --features 123
 
 L2-regularized logistic regression, (1/N) sum log(1 + exp(-y_i x_i.w)) + (lambda/2)|w|^2, on
-dense f64 rows with a bias column appended (regularized like the other weights; scikit-learn
-gets the same column and fit_intercept=False, and C = 1/(lambda N) gives it the same
-minimizer). Default data: fashion-mnist-tops from ../shared/data, lambda = 1e-4.
+f64 rows with a bias column appended (regularized like the other weights; scikit-learn gets the
+same column and fit_intercept=False, and C = 1/(lambda N) gives it the same minimizer). Rows
+are dense for both libraries where at least a quarter of the values are non-zero (the crate's
+load_libsvm makes the same choice), sparse (CSR) otherwise. Default data: fashion-mnist-tops
+from ../shared/data, lambda = 1e-4.
 
 1. f*: the lowest of scikit-learn's lbfgs at tol=1e-10, the crate's full-batch L-BFGS
    reference (examples/time_to_gap --reference-only) and every run below; gaps under 1e-14
@@ -17,7 +20,8 @@ minimizer). Default data: fashion-mnist-tops from ../shared/data, lambda = 1e-4.
    newton-cholesky at tol=1e-8; SGDClassifier(loss="log_loss", alpha=lambda, 20 epochs); the time of fit() and the
    relative suboptimality (f - f*)/f* it reaches.
 3. The crate (examples/time_to_gap): the time its default optimizer takes to reach each of
-   those suboptimalities, in f64 and in f32, the optimizer's time only.
+   those suboptimalities, in f64 and in f32, and the time of the BigBatchSgd::newton preset
+   (L-BFGS, then Newton-CG once the batch is whole) in f64; the optimizer's time only.
 
 Both libraries get the same number of threads (numpy's BLAS through OPENBLAS_NUM_THREADS and
 OMP_NUM_THREADS, the crate through RAYON_NUM_THREADS). Loading is timed separately.
@@ -76,8 +80,14 @@ def main():
     from sklearn.linear_model import LogisticRegression, SGDClassifier
 
     t = time.perf_counter()
+    import scipy.sparse as sp
     x, y = load_svmlight_file(args.data, n_features=args.features)
-    x = np.hstack([x.toarray(), np.ones((x.shape[0], 1))])
+    density = x.nnz / (x.shape[0] * x.shape[1])
+    dense = density >= 0.25
+    if dense:
+        x = np.hstack([x.toarray(), np.ones((x.shape[0], 1))])
+    else:
+        x = sp.hstack([x, np.ones((x.shape[0], 1))], format="csr")
     load_sklearn = time.perf_counter() - t
     y = np.where(y > 0, 1.0, -1.0)
     n = x.shape[0]
@@ -95,8 +105,9 @@ def main():
     def lbfgs(tol):
         return fit("lbfgs", tol)
 
+    storage = "dense" if dense else f"sparse ({100 * density:.1f} % non-zero)"
     print(f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; {n} x {x.shape[1]} "
-          f"dense f64, lambda {args.lam}, {args.threads} threads each", flush=True)
+          f"{storage} f64, lambda {args.lam}, {args.threads} threads each", flush=True)
     _, f_tight = lbfgs(1e-10)
     ref = crate(args, ["--reference-only"])
     f_crate = float(next(r[1] for r in ref if r[0] == "fstar"))
@@ -119,20 +130,21 @@ def main():
 
     gaps = ",".join(f"{gap:.6e}" for _, _, gap in rows)
     results = {}
-    for precision, extra in (("f64", []), ("f32", ["--f32"])):
+    runs = (("f64", []), ("newton", ["--step", "tail"]), ("f32", ["--f32"]))
+    for label, extra in runs:
         out = crate(args, ["--fstar", repr(fstar), "--gaps", gaps] + extra)
-        results[precision] = [r for r in out if r[0] == "gap"]
+        results[label] = [r for r in out if r[0] == "gap"]
         load_crate = next(float(r[1]) for r in out if r[0] == "load_seconds")
-        if precision == "f64":
+        if label == "f64":
             load_crate_f64 = load_crate
 
     print()
     print("| scikit-learn | its time | gap reached | crate f64: time to that gap (epochs) "
-          "| ratio | crate f32 (epochs) | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| ratio | newton preset, f64 (epochs) | ratio | crate f32 (epochs) | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for i, (name, seconds, gap) in enumerate(rows):
         cells = []
-        for precision in ("f64", "f32"):
+        for precision, _ in runs:
             r = results[precision][i]
             if r[3] == "none":
                 cells += ["not reached", "–"]
@@ -141,7 +153,7 @@ def main():
                 cells += [f"{t:.2f} s ({float(r[5]):.0f})", f"{t / seconds:.2f}×"]
         print(f"| {name} | {seconds:.2f} s | {gap:.1e} | " + " | ".join(cells) + " |")
     print()
-    print(f"loading: scikit-learn load_svmlight_file + dense {load_sklearn:.2f} s, "
+    print(f"loading: scikit-learn load_svmlight_file (+ bias column) {load_sklearn:.2f} s, "
           f"crate load_libsvm {load_crate_f64:.2f} s")
 
 

@@ -25,7 +25,7 @@ use std::time::Instant;
 use bigbatch::data::{Dataset, Features, load_libsvm};
 use bigbatch::models::{Huber, LeastSquares, Logistic};
 use bigbatch::{
-    Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, GrowthRule, Objective, data::datasets,
+    Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, GrowthRule, NewtonCg, Objective, data::datasets,
 };
 use support::{Curve, big_batch_curve, plot, reference_optimum, tuned_sgd};
 
@@ -200,6 +200,47 @@ fn run_model<O: Objective<f64>>(
                 let mut opt = builder(seed).growth_rule(GrowthRule::ToRequired).build()?;
                 Ok(vec![big_batch_curve(
                     "big batch L-BFGS jump",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch, the newton preset",
+            Box::new(move |m, seed, f| {
+                let mut opt = BigBatchSgd::newton()
+                    .seed(seed)
+                    .max_epochs(epochs)
+                    .tolerance(0.0)
+                    .build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch newton preset",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch Newton-CG (Hessian on a tenth of the batch)",
+            Box::new(move |m, seed, f| {
+                let mut opt = builder(seed).step(NewtonCg::new()).build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch Newton-CG",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch Newton-CG, Hessian of the whole batch",
+            Box::new(move |m, seed, f| {
+                let rule = NewtonCg::new().hessian_fraction(1.0);
+                let mut opt = builder(seed).step(rule).build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch Newton-CG whole",
                     m,
                     &mut opt,
                     f,

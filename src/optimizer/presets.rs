@@ -50,7 +50,8 @@ impl BigBatchSgd {
 
     /// A builder for the default configuration with Newton's method on the whole data set: L-BFGS
     /// on the persistent batch while it grows, then, once it holds every sample,
-    /// [`NewtonCg`] steps with the exact Hessian of the data set ([`Switch`]). For objectives
+    /// [`NewtonCg`] steps with the exact Hessian of the data set (`hessian_fraction(1.0)`,
+    /// [`Switch`]). For objectives
     /// with Hessian-vector products ([`Objective::curvature`](crate::Objective::curvature):
     /// every bundled model but the network) and for an optimum wanted to many digits: the tail
     /// converges quadratically where L-BFGS converges linearly. A Newton step costs a pass for
@@ -75,7 +76,10 @@ impl BigBatchSgd {
     /// # Ok::<(), bigbatch::Error>(())
     /// ```
     pub fn newton() -> BigBatchSgdBuilder<Switch<Lbfgs, NewtonCg>> {
-        BigBatchSgd::builder().step(Switch::new(Lbfgs::default(), NewtonCg::default()))
+        BigBatchSgd::builder().step(Switch::new(
+            Lbfgs::default(),
+            NewtonCg::default().hessian_fraction(1.0),
+        ))
     }
 
     /// A builder for neural networks: a fresh batch every iteration, starting at 32 samples;

@@ -26,16 +26,19 @@ use crate::objective::Objective;
 /// its checkpoint is small.
 ///
 /// The Hessian's subsample sets the cost of a step: with the whole batch and a tight forcing
-/// term the step is the exact Newton step on the batch, and the run converges quadratically
-/// once the batch is whole; a smaller subsample makes each product cheaper and the
-/// convergence linear, with a rate set by how well the subsample's curvature stands for the
-/// batch's (Byrd, Chin, Neveitt & Nocedal 2011). On the data sets of `docs/BENCHMARKS.md`
-/// the whole batch measured best at every gap below 1e-6 (a subsample of 5–30 % was at
-/// most 10 % ahead to a gap of 1e-3, and behind by 1.3x or more at 1e-9, where rare
-/// features leave a subsample's curvature far below the batch's), and so did 100 products
-/// against 20 or 30; Jacobi preconditioning ([`precondition`](Self::precondition)) took
-/// more passes, not fewer, on both. Defaults: fraction 1 (the whole batch), at least 1000
-/// samples, η = 0.5, 100 products, no preconditioner, c = 1e-4, β = 0.5, 60 backtracks.
+/// term the step is the exact Newton step on the batch, and the run converges superlinearly
+/// once the batch is whole, but each step then costs up to `dim` passes over the data; a
+/// smaller subsample makes each product cheaper and the convergence linear, with a rate set by
+/// how well the subsample's curvature stands for the batch's (Byrd, Chin, Neveitt & Nocedal
+/// 2011). On the convex reference problems of `docs/BENCHMARKS.md` a tenth of the batch
+/// measured better than the whole batch at 5, 10 and 20 epochs on each of the five it was
+/// tried on, and better than the default L-BFGS at 20 epochs on five of six (at 10 on four, at
+/// 5 on two); to a gap of 1e-14 the whole batch after L-BFGS measured best
+/// ([`BigBatchSgd::newton`](crate::BigBatchSgd::newton)).
+/// 100 products measured better than 20 or 30, and Jacobi preconditioning
+/// ([`precondition`](Self::precondition)) took more passes, not fewer, on both data sets it
+/// was tried on. Defaults: fraction 0.1, at least 100 samples, η = 0.5, 100 products, no
+/// preconditioner, c = 1e-4, β = 0.5, 60 backtracks.
 ///
 /// # Example
 /// ```
@@ -43,9 +46,9 @@ use crate::objective::Objective;
 /// use ndarray::Array1;
 ///
 /// let model = Logistic::new(datasets::heart_scale::<f64>().with_bias(), 1e-3)?;
-/// let mut opt = BigBatchSgd::builder().step(NewtonCg::new()).tolerance(1e-12).build()?;
+/// let mut opt = BigBatchSgd::builder().step(NewtonCg::new()).tolerance(1e-8).build()?;
 /// let report = opt.minimize(&model, Array1::zeros(14))?;
-/// assert!(report.grad_norm_sq < 1e-12, "{report}");
+/// assert!(report.grad_norm_sq < 1e-8, "{report}");
 /// assert!(opt.step_rule().products() > 0);
 /// # Ok::<(), bigbatch::Error>(())
 /// ```
@@ -68,8 +71,8 @@ pub struct NewtonCg {
 impl Default for NewtonCg {
     fn default() -> Self {
         NewtonCg {
-            fraction: 1.0,
-            min_samples: 1000,
+            fraction: 0.1,
+            min_samples: 100,
             forcing: 0.5,
             max_iterations: 100,
             precondition: false,
@@ -91,14 +94,14 @@ impl NewtonCg {
         Self::default()
     }
     line_search_setters!(1e-4);
-    /// The fraction of the batch whose Hessian the products use, in (0, 1]. Default 1.
+    /// The fraction of the batch whose Hessian the products use, in (0, 1]. Default 0.1.
     #[must_use]
     pub fn hessian_fraction(mut self, fraction: f64) -> Self {
         self.fraction = fraction;
         self
     }
     /// The fewest samples the Hessian uses (all of the batch if it is smaller; ≥ 1). Default
-    /// 1000.
+    /// 100.
     #[must_use]
     pub fn min_hessian_samples(mut self, m: usize) -> Self {
         self.min_samples = m;

@@ -118,7 +118,7 @@ fn converges_superlinearly<F: Float>(target: f64, max_steps: usize) {
         ControlFlow::Continue(())
     });
     let report = BigBatchSgd::builder()
-        .step(NewtonCg::new())
+        .step(NewtonCg::new().hessian_fraction(1.0))
         .initial_batch(n)
         .tolerance(target)
         .build()
