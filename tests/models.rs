@@ -232,8 +232,9 @@ fn hessian_setup(n: usize, dim: usize) -> (Vec<usize>, Array1<f64>, Array1<f64>)
     (batch, w, v)
 }
 
-/// `H_B v` of a model's curvature, and (with the `rayon` feature) the same bits with 1 and 2
-/// threads.
+/// `H_B v` of a model's curvature; the same bits with 1 and 2 threads (with the `rayon`
+/// feature), for a first product after the preparation, a second one, and one after the
+/// diagonal (a model may take its values during the first product or on their own).
 fn hessian_product<F: Float, O: Objective<F> + Sync>(
     model: &O,
     w: &Array1<f64>,
@@ -241,20 +242,34 @@ fn hessian_product<F: Float, O: Objective<F> + Sync>(
     batch: &[usize],
 ) -> Array1<f64> {
     let (w, v) = (w.mapv(F::from_f64), v.mapv(F::from_f64));
-    let product = |threads| {
+    let products = |threads, diagonal_first: bool| {
         in_threads(threads, || {
             let mut h = model.curvature().expect("the model has curvature");
             h.prepare(&w, batch);
-            let mut out = Array1::from_elem(model.dim(), f64::NAN);
-            h.product(&v, &mut out);
-            out
+            let mut diagonal = Array1::from_elem(model.dim(), f64::NAN);
+            if diagonal_first {
+                assert!(h.diagonal(&mut diagonal));
+                assert!(diagonal.iter().all(|&x| x > 0.0), "{diagonal}");
+            }
+            let mut first = Array1::from_elem(model.dim(), f64::NAN);
+            h.product(&v, &mut first);
+            let mut second = Array1::from_elem(model.dim(), f64::NAN);
+            h.product(&v, &mut second);
+            assert_eq!(
+                bits_of(first.as_slice().unwrap()),
+                bits_of(second.as_slice().unwrap())
+            );
+            first
         })
     };
-    let (one, two) = (product(1), product(2));
-    assert_eq!(
-        bits_of(one.as_slice().unwrap()),
-        bits_of(two.as_slice().unwrap())
-    );
+    let one = products(1, false);
+    for (threads, diagonal_first) in [(2, false), (1, true), (2, true)] {
+        let other = products(threads, diagonal_first);
+        assert_eq!(
+            bits_of(one.as_slice().unwrap()),
+            bits_of(other.as_slice().unwrap())
+        );
+    }
     one
 }
 
@@ -282,6 +297,24 @@ fn hessians_match<F: Float, O: Objective<F> + Sync, R: Objective<f64> + Sync>(
     let scale = expected.iter().fold(0.0f64, |m, x| m.max(x.abs()));
     for (j, (a, e)) in hv.iter().zip(&expected).enumerate() {
         assert!((a - e).abs() <= tol * scale, "{name} coord {j}: {a} vs {e}");
+    }
+    // The diagonal is that of the products: (H e_j)_j.
+    let mut h = model.curvature().unwrap();
+    h.prepare(&w.mapv(F::from_f64), &batch);
+    let mut diagonal = Array1::zeros(model.dim());
+    assert!(h.diagonal(&mut diagonal));
+    for j in 0..model.dim() {
+        let mut e = Array1::<F>::zeros(model.dim());
+        e[j] = F::one();
+        let mut column = Array1::zeros(model.dim());
+        h.product(&e, &mut column);
+        let (a, b) = (diagonal[j], column[j]);
+        // In f32 the product rounds φ''·x_ij to f32 before widening it.
+        let rel = 1e-12_f64.max(10.0 * F::epsilon().as_f64());
+        assert!(
+            (a - b).abs() <= rel * b.abs(),
+            "{name} diagonal {j}: {a} vs {b}"
+        );
     }
 }
 

@@ -308,7 +308,7 @@ impl<F: Float, O: Objective<F>, W: Workers> Curvature<F> for ShardedCurvature<'_
 
     /// The workers' products, each the mean over its samples, averaged with their counts as
     /// weights, in rank order.
-    fn product(&self, v: &ArrayRef1<F>, out: &mut ArrayRef1<f64>) {
+    fn product(&mut self, v: &ArrayRef1<F>, out: &mut ArrayRef1<f64>) {
         let dim = self.sharded.dim;
         let mut mine = vec![0.0; 1 + dim];
         mine[0] = self.local.len() as f64;
@@ -329,7 +329,7 @@ impl<F: Float, O: Objective<F>, W: Workers> Curvature<F> for ShardedCurvature<'_
 
     /// The workers' diagonals, averaged as the products are; none unless every worker's
     /// curvature has one.
-    fn diagonal(&self, out: &mut ArrayRef1<f64>) -> bool {
+    fn diagonal(&mut self, out: &mut ArrayRef1<f64>) -> bool {
         let dim = self.sharded.dim;
         let mut mine = vec![0.0; 2 + dim];
         mine[0] = self.local.len() as f64;

@@ -44,7 +44,7 @@ impl<F: Float, M: CurvatureValues<F>> Curvature<F> for ValuesCurvature<'_, M, F>
         self.model.fill_curvature(w, batch, &mut self.values);
     }
 
-    fn product(&self, v: &ArrayRef1<F>, out: &mut ArrayRef1<f64>) {
+    fn product(&mut self, v: &ArrayRef1<F>, out: &mut ArrayRef1<f64>) {
         match out.as_slice_mut() {
             Some(out) => self.model.product_from(&self.values, &self.batch, v, out),
             None => {
@@ -56,7 +56,7 @@ impl<F: Float, M: CurvatureValues<F>> Curvature<F> for ValuesCurvature<'_, M, F>
         }
     }
 
-    fn diagonal(&self, out: &mut ArrayRef1<f64>) -> bool {
+    fn diagonal(&mut self, out: &mut ArrayRef1<f64>) -> bool {
         match out.as_slice_mut() {
             Some(out) => self.model.diagonal_from(&self.values, &self.batch, out),
             None => {

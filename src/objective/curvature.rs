@@ -15,7 +15,9 @@ use super::Objective;
 /// The object owns its state. A rule [`prepare`](Self::prepare)s it once at a point and on a
 /// batch (a linear model keeps the second derivative `φ''(x_i·w, y_i)` of each sample, from
 /// one read of each row) and then asks for as many [`product`](Self::product)s as it needs
-/// (a linear model reads each row of the batch once per product).
+/// (a linear model reads each row of the batch once per product). The products take
+/// `&mut self`, so that an implementation may also defer work from the preparation to the
+/// first product.
 ///
 /// # Example
 /// The one-parameter model `f_i(w) = c_i (w − a_i)²/2`, whose Hessian is the mean of the `c_i`
@@ -33,7 +35,7 @@ use super::Objective;
 ///         let sum: f64 = batch.iter().map(|&i| self.data.c[i]).sum();
 ///         self.mean_c = sum / batch.len() as f64;
 ///     }
-///     fn product(&self, v: &ArrayRef1<f64>, out: &mut ArrayRef1<f64>) {
+///     fn product(&mut self, v: &ArrayRef1<f64>, out: &mut ArrayRef1<f64>) {
 ///         out[0] = self.mean_c * v[0];
 ///     }
 /// }
@@ -67,13 +69,13 @@ pub trait Curvature<F: Float> {
     /// Overwrites `out` with `H_B(w) v` for the `w` and `batch` of the last preparation, the
     /// regularization included, accumulated in `f64`. The optimizer never calls it before a
     /// preparation.
-    fn product(&self, v: &ArrayRef1<F>, out: &mut ArrayRef1<f64>);
+    fn product(&mut self, v: &ArrayRef1<F>, out: &mut ArrayRef1<f64>);
 
     /// Overwrites `out` with the diagonal of `H_B(w)` for the last preparation and returns
     /// true; the default has no diagonal and returns false. A rule uses it to precondition its
     /// conjugate gradients (Jacobi), which matters where the features' scales or frequencies
     /// differ; the optimizer counts it as one product.
-    fn diagonal(&self, out: &mut ArrayRef1<f64>) -> bool {
+    fn diagonal(&mut self, out: &mut ArrayRef1<f64>) -> bool {
         let _ = out;
         false
     }
