@@ -13,7 +13,7 @@ use crate::objective::Objective;
 /// S = m samples of the batch, spread evenly over it;  m = max(min_samples, ⌈fraction·|B|⌉)
 /// solve H_S d = −g_B by CG from d = 0, until ‖H_S d + g_B‖ ≤ min(η, √‖g_B‖)·‖g_B‖
 ///       or min(max_iterations, dim) products; a direction p with pᵀH_S p ≤ 0 ends CG
-///       (negative curvature: d = −g_B if it is the first)
+///       (negative curvature: d = the first CG direction, −g_B, if it is the first)
 /// α = 1, halved until ℓ_B(w + αd) ≤ ℓ_B(w) + c α g_B·d       (c = 1e-4)
 /// ```
 ///
