@@ -302,6 +302,6 @@ impl<S: StepRule + Clone + Serialize + DeserializeOwned> BigBatchSgd<S> {
         O: Objective<F> + ?Sized,
         Ob: Observer<F> + ?Sized,
     {
-        self.drive(objective, run, observer, saver)
+        self.drive(objective, run, observer, saver, None)
     }
 }

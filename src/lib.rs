@@ -145,6 +145,7 @@ mod report;
 pub use report::observe;
 mod stats;
 pub mod step;
+pub mod stream;
 
 #[cfg(feature = "serde")]
 pub use checkpoint::{Checkpoint, SaveEvery};

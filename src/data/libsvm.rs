@@ -154,6 +154,49 @@ pub(crate) struct Rows<F> {
 }
 
 impl<F: Float> Rows<F> {
+    /// No rows.
+    pub(crate) fn empty() -> Self {
+        Rows {
+            indptr: vec![0],
+            indices: Vec::new(),
+            values: Vec::new(),
+            targets: Vec::new(),
+            max_index: 0,
+            sample_lines: 0,
+        }
+    }
+
+    /// The number of rows.
+    pub(crate) fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Appends a row from its parts.
+    pub(crate) fn push(&mut self, target: F, indices: &[usize], values: &[F]) {
+        self.indices.extend_from_slice(indices);
+        self.values.extend_from_slice(values);
+        self.indptr.push(self.indices.len());
+        self.targets.push(target);
+        if let Some(&last) = indices.last() {
+            self.max_index = self.max_index.max(last + 1);
+        }
+    }
+
+    /// The parts of row `r`: its target, column indices and values.
+    pub(crate) fn row(&self, r: usize) -> (F, &[usize], &[F]) {
+        let (a, b) = (self.indptr[r], self.indptr[r + 1]);
+        (self.targets[r], &self.indices[a..b], &self.values[a..b])
+    }
+
+    /// Forgets every row (keeping the allocations).
+    pub(crate) fn clear(&mut self) {
+        self.indptr.truncate(1);
+        self.indices.clear();
+        self.values.clear();
+        self.targets.clear();
+        self.max_index = 0;
+    }
+
     /// The rows as a data set of `n_cols` features.
     pub(crate) fn into_dataset(self, n_cols: usize) -> Result<Dataset<F>> {
         // The same checks as for any matrix built from parts (they cannot fail for what the
@@ -164,7 +207,7 @@ impl<F: Float> Rows<F> {
 
     /// Reads one line: a sample line is counted, and added if `keep` says so; a blank or
     /// comment line is skipped. Says what is wrong with the line otherwise.
-    fn add_line(
+    pub(crate) fn add_line(
         &mut self,
         bytes: &[u8],
         n_features: Option<usize>,

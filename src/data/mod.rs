@@ -24,4 +24,4 @@ pub use csr::CsrMatrix;
 pub use dataset::Dataset;
 pub use features::Features;
 pub use libsvm::{dense_threshold, load_libsvm, parse_libsvm, parse_libsvm_gz};
-pub(crate) use libsvm::{fit_storage, open, read_rows};
+pub(crate) use libsvm::{Rows, fit_storage, open, read_rows};

@@ -110,6 +110,12 @@ impl<S> BigBatchSgdBuilder<S> {
         self.inner.stop.max_epochs = epochs;
         self
     }
+    /// A budget of per-sample gradient evaluations in samples (at least 1), beside the one in
+    /// epochs; required for a run on a stream. Default none.
+    pub fn max_samples(mut self, samples: u64) -> Self {
+        self.inner.stop.max_samples = samples;
+        self
+    }
     /// The budget of per-sample loss evaluations as a multiple of the gradient budget (> 0, or
     /// infinite): a run makes at most `⌊factor · max_epochs · N⌋` of them besides its final
     /// loss, and stops with [`StopReason::LossBudget`](crate::StopReason::LossBudget) when the

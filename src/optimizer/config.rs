@@ -61,6 +61,17 @@ pub struct StopCriteria {
     /// Default 10 (runs of the reference problems spend at most about 2).
     #[cfg_attr(feature = "serde", serde(default = "default_loss_budget"))]
     pub loss_budget: f64,
+    /// A hard budget of per-sample gradient evaluations in samples, beside the one in epochs:
+    /// the run makes at most `min(⌊max_epochs · N⌋, max_samples)` of them. The budget of a run
+    /// on a stream ([`minimize_stream`](crate::BigBatchSgd::minimize_stream)), which has no
+    /// `N`, and required there. Default `u64::MAX` (none).
+    #[cfg_attr(feature = "serde", serde(default = "default_max_samples"))]
+    pub max_samples: u64,
+}
+
+#[cfg(feature = "serde")]
+fn default_max_samples() -> u64 {
+    u64::MAX
 }
 
 #[cfg(feature = "serde")]
@@ -76,6 +87,7 @@ impl Default for StopCriteria {
             max_epochs: 100.0,
             max_iterations: 100_000,
             loss_budget: 10.0,
+            max_samples: u64::MAX,
         }
     }
 }
@@ -86,33 +98,46 @@ impl StopCriteria {
         check::unit_from_zero("relative_tolerance", self.relative_tolerance)?;
         check::positive_or_infinite("max_epochs", self.max_epochs)?;
         check::nonzero_count("max_iterations", self.max_iterations)?;
-        check::positive_or_infinite("loss_budget", self.loss_budget)
+        check::positive_or_infinite("loss_budget", self.loss_budget)?;
+        if self.max_samples == 0 {
+            return Err(crate::Error::invalid("max_samples", 0, "at least 1"));
+        }
+        Ok(())
     }
 
-    /// The most per-sample gradient evaluations a run may make, `⌊max_epochs · N⌋`.
+    /// The most per-sample gradient evaluations a run may make,
+    /// `min(⌊max_epochs · N⌋, max_samples)`; `max_samples` on a stream (`n_samples` of
+    /// [`UNBOUNDED`](crate::stream::UNBOUNDED)).
     pub fn grad_limit(&self, n_samples: usize) -> u64 {
-        let limit = (self.max_epochs * n_samples as f64).floor();
-        if limit >= u64::MAX as f64 {
-            u64::MAX
-        } else {
-            limit as u64
+        if n_samples == crate::stream::UNBOUNDED {
+            return self.max_samples;
         }
+        saturating_count(self.max_epochs * n_samples as f64).min(self.max_samples)
     }
 
     /// The most per-sample loss evaluations a run may make (the final loss aside),
-    /// `⌊loss_budget · max_epochs · N⌋`.
+    /// `⌊loss_budget · max_epochs · N⌋`, and at most `⌊loss_budget · max_samples⌋`.
     pub fn loss_limit(&self, n_samples: usize) -> u64 {
-        let limit = (self.loss_budget * self.max_epochs * n_samples as f64).floor();
-        if limit >= u64::MAX as f64 {
-            u64::MAX
-        } else {
-            limit as u64
+        let by_samples = saturating_count(self.loss_budget * self.max_samples as f64);
+        if n_samples == crate::stream::UNBOUNDED {
+            return by_samples;
         }
+        saturating_count(self.loss_budget * self.max_epochs * n_samples as f64).min(by_samples)
     }
 
     /// Whether `g2 = ‖g_B‖²` of a passing batch is small enough to stop.
     pub(crate) fn converged(&self, g2: f64, g2_first: f64) -> bool {
         g2 <= self.tolerance || g2 <= self.relative_tolerance * g2_first
+    }
+}
+
+/// `⌊x⌋` as a count, saturating at `u64::MAX`.
+fn saturating_count(x: f64) -> u64 {
+    let limit = x.floor();
+    if limit >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        limit as u64
     }
 }
 

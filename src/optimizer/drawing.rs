@@ -10,6 +10,7 @@ use crate::float::Float;
 use crate::objective::Objective;
 use crate::optimizer::grown_size;
 use crate::step::StepRule;
+use crate::stream::{Feed, supplied};
 
 /// What drawing and growing one iteration's batch did.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,11 +46,12 @@ impl<S: StepRule> BigBatchSgd<S> {
         &self,
         objective: &O,
         run: &mut RunState<F>,
+        feed: Feed<'_>,
     ) -> Result<Option<Drawn>> {
-        let Some(mut drawn) = self.draw(objective, run)? else {
+        let Some(mut drawn) = self.draw(objective, run, feed)? else {
             return Ok(None);
         };
-        Ok(match self.grow(objective, run, &mut drawn)? {
+        Ok(match self.grow(objective, run, &mut drawn, feed)? {
             Grown::Passed => Some(drawn),
             Grown::OutOfBudget => None,
         })
@@ -86,6 +88,7 @@ impl<S: StepRule> BigBatchSgd<S> {
         objective: &O,
         run: &mut RunState<F>,
         drawn: &mut Drawn,
+        feed: Feed<'_>,
     ) -> Result<Confirmed> {
         let (k, n) = (run.batch_size, run.n_samples);
         if self.batch_mode != BatchMode::Persistent || run.iteration == 0 || k >= n {
@@ -96,7 +99,9 @@ impl<S: StepRule> BigBatchSgd<S> {
             return Ok(Confirmed::OutOfBudget);
         }
         let fitted = run.eval.stats().mean().clone();
-        self.enlarge(objective, run, drawn, k + extra)?;
+        if !self.enlarge(objective, run, drawn, k + extra, feed)? {
+            return Ok(Confirmed::OutOfBudget);
+        }
         // The mean gradient of the new samples alone, from the means before and after.
         let (kf, ef) = (k as f64, extra as f64);
         let g2_unseen =
@@ -119,11 +124,12 @@ impl<S: StepRule> BigBatchSgd<S> {
 
     /// Draws the batch of this iteration at the current iterate (a fresh draw, or the
     /// persistent prefix, evaluating only the samples whose statistics at `w` are not known);
-    /// `None` if the budget cannot pay for it.
+    /// `None` if the budget cannot pay for it or the stream has ended.
     fn draw<F: Float, O: Objective<F> + ?Sized>(
         &self,
         objective: &O,
         run: &mut RunState<F>,
+        feed: Feed<'_>,
     ) -> Result<Option<Drawn>> {
         if self.batch_mode == BatchMode::Fresh {
             // With averaged estimates, a fresh batch starts at the size the averages ask for
@@ -149,6 +155,9 @@ impl<S: StepRule> BigBatchSgd<S> {
             }
             run.sampler.prefix(known);
             let new = run.sampler.prefix(size);
+            if !supplied(feed, new, known == 0, &mut run.rng)? {
+                return Ok(None);
+            }
             if !new.is_empty() {
                 if known > 0 {
                     // The batch grew after a step that left `w` unchanged: keep the previous
@@ -163,6 +172,9 @@ impl<S: StepRule> BigBatchSgd<S> {
             }
             run.eval.clear();
             let batch = run.sampler.draw(size, &mut run.rng);
+            if !supplied(feed, batch, true, &mut run.rng)? {
+                return Ok(None);
+            }
             run.eval.add(objective, &run.w, batch)?;
         }
         run.eval.check(run.iteration)?;
@@ -170,12 +182,13 @@ impl<S: StepRule> BigBatchSgd<S> {
     }
 
     /// Grows the batch at the same iterate until it passes the test (only new samples are
-    /// evaluated), within the budget.
+    /// evaluated), within the budget and what the stream holds.
     pub(super) fn grow<F: Float, O: Objective<F> + ?Sized>(
         &self,
         objective: &O,
         run: &mut RunState<F>,
         drawn: &mut Drawn,
+        feed: Feed<'_>,
     ) -> Result<Grown> {
         let n_total = run.n_samples;
         while run.batch_size < n_total
@@ -195,20 +208,24 @@ impl<S: StepRule> BigBatchSgd<S> {
             if next <= run.batch_size {
                 return Ok(Grown::OutOfBudget);
             }
-            self.enlarge(objective, run, drawn, next)?;
+            if !self.enlarge(objective, run, drawn, next, feed)? {
+                return Ok(Grown::OutOfBudget);
+            }
         }
         Ok(Grown::Passed)
     }
 
     /// Grows the batch to `size` samples at the same iterate, evaluating only the new ones
-    /// (the next of the shuffle for a persistent batch, a draw from the rest for a fresh one).
+    /// (the next of the shuffle for a persistent batch, a draw from the rest for a fresh one,
+    /// the next samples of a stream); false if the stream ended first.
     fn enlarge<F: Float, O: Objective<F> + ?Sized>(
         &self,
         objective: &O,
         run: &mut RunState<F>,
         drawn: &mut Drawn,
         size: usize,
-    ) -> Result<()> {
+        feed: Feed<'_>,
+    ) -> Result<bool> {
         run.batch_size = size;
         let new = if self.batch_mode == BatchMode::Persistent {
             run.eval.keep_previous();
@@ -216,10 +233,13 @@ impl<S: StepRule> BigBatchSgd<S> {
         } else {
             run.sampler.extend(size, &mut run.rng)
         };
+        if !supplied(feed, new, false, &mut run.rng)? {
+            return Ok(false);
+        }
         run.eval.add(objective, &run.w, new)?;
         run.eval.check(run.iteration)?;
         drawn.growth_rounds += 1;
         drawn.grew = true;
-        Ok(())
+        Ok(true)
     }
 }

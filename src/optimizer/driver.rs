@@ -16,6 +16,7 @@ use crate::optimizer::grown_size;
 use crate::report::observe::{IterView, Observer};
 use crate::report::{IterRecord, Report, StopReason};
 use crate::step::{Hessian, Step, StepContext, StepRule, Trials};
+use crate::stream::Feed;
 
 /// What the loop does after each step besides handing it to the observer: saving a
 /// checkpoint (with the `serde` feature). `Break` ends the run with the reason given.
@@ -42,6 +43,7 @@ impl<S: StepRule> BigBatchSgd<S> {
         mut run: RunState<F>,
         observer: &mut Ob,
         after: &mut A,
+        feed: Feed<'_>,
     ) -> Result<Report<F>>
     where
         F: Float,
@@ -59,10 +61,13 @@ impl<S: StepRule> BigBatchSgd<S> {
             if run.grad_evals() >= self.stop.grad_limit(run.n_samples) {
                 break StopReason::EpochBudget;
             }
-            let record = match self.step_once(objective, &mut kept, &mut run) {
+            let record = match self.step_once(objective, &mut kept, &mut run, feed) {
                 Ok(Outcome::Stepped(record)) => record,
                 Ok(Outcome::Converged) => break StopReason::GradientTolerance,
                 Ok(Outcome::Stalled) => break StopReason::NoProgress,
+                Ok(Outcome::OutOfBudget) if feed.is_some_and(|f| f.ended()) => {
+                    break StopReason::StreamEnded;
+                }
                 Ok(Outcome::OutOfBudget) => break StopReason::EpochBudget,
                 Ok(Outcome::OutOfLossBudget) => break StopReason::LossBudget,
                 Err(e) => return Err(e.with_iterate(&run.last_good)),
@@ -80,7 +85,7 @@ impl<S: StepRule> BigBatchSgd<S> {
                 break StopReason::Observer;
             }
         };
-        let loss = final_loss(objective, &mut run)?;
+        let loss = final_loss(objective, &mut run, feed)?;
         Ok(Report {
             epochs: run.epochs(),
             data_passes: run.data_passes(),
@@ -253,21 +258,24 @@ fn move_to<F: Float>(next: &mut Array1<F>, w: &Array1<F>, d: &Array1<F>, alpha: 
 /// The full objective at the final iterate: known already if the statistics of every sample
 /// there are (a full batch drawn there, or kept from the accepted first trial of a full-batch
 /// line search) or if a full-batch line search computed the loss there; otherwise one loss
-/// pass.
+/// pass. On a stream, the mean loss there of the samples it holds (the last batch read).
 fn final_loss<F: Float, O: Objective<F> + ?Sized>(
     objective: &O,
     run: &mut RunState<F>,
+    feed: Feed<'_>,
 ) -> Result<F> {
+    let held = feed.map(|f| f.held());
+    let n = held.as_ref().map_or(run.n_samples, |h| h.len());
     let known = run
         .eval
         .valid_stats()
-        .filter(|stats| stats.count() == run.n_samples)
+        .filter(|stats| stats.count() == n)
         .and_then(|stats| stats.loss())
-        .or_else(|| run.eval.loss_at_w(run.n_samples));
+        .or_else(|| run.eval.loss_at_w(n).filter(|_| held.is_none()));
     let loss = match known {
         Some(loss) => loss,
         None => {
-            let all: Vec<usize> = (0..run.n_samples).collect();
+            let all: Vec<usize> = held.unwrap_or(0..run.n_samples).collect();
             run.eval.final_loss(objective, &run.w, &all)
         }
     };
@@ -278,6 +286,18 @@ fn final_loss<F: Float, O: Objective<F> + ?Sized>(
             Error::non_finite("loss at the final iterate", run.iteration)
                 .with_iterate(&run.last_good),
         )
+    }
+}
+
+/// Checks that a starting point is finite.
+pub(crate) fn check_start<F: Float>(w0: &Array1<F>) -> Result<()> {
+    match w0.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        Some((index, value)) => Err(Error::NonFiniteInput {
+            what: "w0",
+            index,
+            value: value.as_f64(),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -298,13 +318,7 @@ impl<S: StepRule> BigBatchSgd<S> {
                 got: w0.len(),
             });
         }
-        if let Some((index, value)) = w0.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-            return Err(Error::NonFiniteInput {
-                what: "w0",
-                index,
-                value: value.as_f64(),
-            });
-        }
+        check_start(&w0)?;
         self.step.reset();
         let mut run = RunState::new(w0, n, self.initial_batch, self.seed);
         if self.batch_mode == BatchMode::Persistent {
@@ -319,11 +333,12 @@ impl<S: StepRule> BigBatchSgd<S> {
         objective: &O,
         kept: &mut Capabilities<'_, F>,
         run: &mut RunState<F>,
+        feed: Feed<'_>,
     ) -> Result<Outcome<F>> {
         let n = run.n_samples;
         run.prepare(self.stop.grad_limit(n), self.stop.loss_limit(n));
         // A batch that passes the test at `w`, within the budget.
-        let Some(mut drawn) = self.draw_passing(objective, run)? else {
+        let Some(mut drawn) = self.draw_passing(objective, run, feed)? else {
             return Ok(Outcome::OutOfBudget);
         };
         // Stop, or propose a step.
@@ -335,13 +350,13 @@ impl<S: StepRule> BigBatchSgd<S> {
             if !self.converged(run)? {
                 break;
             }
-            match self.confirm(objective, run, &mut drawn)? {
+            match self.confirm(objective, run, &mut drawn, feed)? {
                 Confirmed::Converged => return Ok(Outcome::Converged),
                 Confirmed::OutOfBudget => return Ok(Outcome::OutOfBudget),
                 // The unseen samples disagree and joined the batch, which must pass the
                 // test again before a step.
                 Confirmed::Disagreed => {
-                    if self.grow(objective, run, &mut drawn)? == Grown::OutOfBudget {
+                    if self.grow(objective, run, &mut drawn, feed)? == Grown::OutOfBudget {
                         return Ok(Outcome::OutOfBudget);
                     }
                 }

@@ -21,6 +21,7 @@ pub use builder::BigBatchSgdBuilder;
 pub use config::{BatchMode, BigBatchSgd, GrowthRule, StopCriteria};
 #[cfg(feature = "serde")]
 pub(crate) use driver::AfterStep;
+pub(crate) use driver::check_start;
 pub(crate) use sampling::{Sampler, grown_size};
 pub use state::RunState;
 

@@ -46,7 +46,7 @@ impl<S: StepRule> BigBatchSgd<S> {
         run: &mut RunState<F>,
     ) -> Result<Outcome<F>> {
         let mut kept = Capabilities::of(objective);
-        self.step_once(objective, &mut kept, run)
+        self.step_once(objective, &mut kept, run, None)
     }
 
     /// Minimizes `objective` from `w0` (which is consumed, never modified in place).
@@ -102,6 +102,6 @@ impl<S: StepRule> BigBatchSgd<S> {
         run: RunState<F>,
         observer: &mut Ob,
     ) -> Result<Report<F>> {
-        self.drive(objective, run, observer, &mut ())
+        self.drive(objective, run, observer, &mut (), None)
     }
 }

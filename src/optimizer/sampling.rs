@@ -29,6 +29,10 @@ pub(crate) fn grown_size(k: usize, rate: f64, n_total: usize) -> usize {
 pub(crate) struct Sampler {
     perm: Vec<usize>,
     len: usize,
+    /// On a stream: the next index no batch has held yet. Batches are then runs of consecutive
+    /// indices, each sample in at most one batch, and `perm` holds only the current batch.
+    #[cfg_attr(feature = "serde", serde(default))]
+    next: Option<usize>,
 }
 
 impl Sampler {
@@ -36,17 +40,38 @@ impl Sampler {
         Sampler {
             perm: (0..n).collect(),
             len: 0,
+            next: None,
+        }
+    }
+
+    /// The sampler of a stream: every batch is new samples, in the order the stream gives them.
+    pub(crate) fn sequential() -> Self {
+        Sampler {
+            perm: Vec::new(),
+            len: 0,
+            next: Some(0),
         }
     }
 
     /// Starts a new batch of `k` (capped at `n`) indices.
     pub(crate) fn draw<R: Rng + ?Sized>(&mut self, k: usize, rng: &mut R) -> &[usize] {
         self.len = 0;
+        if self.next.is_some() {
+            self.perm.clear();
+        }
         self.extend(k, rng)
     }
 
     /// Grows the batch to `k` (capped at `n`) indices; returns only the new ones.
     pub(crate) fn extend<R: Rng + ?Sized>(&mut self, k: usize, rng: &mut R) -> &[usize] {
+        if let Some(next) = self.next.as_mut() {
+            let start = self.len;
+            let add = k.saturating_sub(start);
+            self.perm.extend(*next..*next + add);
+            *next += add;
+            self.len = self.perm.len();
+            return &self.perm[start..];
+        }
         let n = self.perm.len();
         let k = k.min(n);
         let start = self.len;
@@ -89,7 +114,7 @@ impl Sampler {
     /// front to back by every later pass over it. A no-op for a partial batch (whose order is
     /// the draw) and for one already in order.
     pub(crate) fn order_if_full(&mut self) {
-        if self.len == self.perm.len() && !self.perm.is_sorted() {
+        if self.next.is_none() && self.len == self.perm.len() && !self.perm.is_sorted() {
             self.perm.sort_unstable();
         }
     }
@@ -103,7 +128,8 @@ impl Sampler {
     #[cfg(feature = "serde")]
     pub(crate) fn is_permutation_of(&self, n: usize) -> bool {
         let mut seen = vec![false; n];
-        self.perm.len() == n
+        self.next.is_none()
+            && self.perm.len() == n
             && self.len <= n
             && self
                 .perm
@@ -201,6 +227,20 @@ mod tests {
             "one shuffle of every index"
         );
         assert_ne!(s.batch(), &(0..40).collect::<Vec<_>>()[..], "shuffled");
+    }
+
+    #[test]
+    fn a_stream_hands_out_each_index_once() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        let mut s = Sampler::sequential();
+        assert_eq!(s.draw(3, &mut rng), &[0, 1, 2]);
+        assert_eq!(s.extend(5, &mut rng), &[3, 4]);
+        assert_eq!(s.batch(), &[0, 1, 2, 3, 4]);
+        assert_eq!(s.draw(2, &mut rng), &[5, 6], "a new batch is new samples");
+        assert_eq!(s.batch(), &[5, 6]);
+        assert_eq!(s.extend(2, &mut rng).len(), 0);
+        s.order_if_full();
+        assert_eq!(s.batch(), &[5, 6]);
     }
 
     #[test]

@@ -81,6 +81,15 @@ impl<F: Float> RunState<F> {
         }
     }
 
+    /// The state of a new run on a stream, whose batches are new samples in the order read.
+    pub(crate) fn streaming(w: Array1<F>, batch_size: usize, seed: u64) -> Self {
+        let mut run = RunState::new(w, 0, 0, seed);
+        run.n_samples = crate::stream::UNBOUNDED;
+        run.batch_size = batch_size;
+        run.sampler = Sampler::sequential();
+        run
+    }
+
     /// Sizes the work buffers (after a checkpoint is loaded) and starts an iteration with the
     /// budgets `grad_limit` and `loss_limit`.
     pub(crate) fn prepare(&mut self, grad_limit: u64, loss_limit: u64) {
@@ -165,14 +174,21 @@ impl<F: Float> RunState<F> {
     pub fn loss_evals(&self) -> u64 {
         self.eval.loss_evals()
     }
-    /// Epochs used so far: `grad_evals / N`.
+    /// Epochs used so far: `grad_evals / N` (0 on a stream, which has no `N`).
     pub fn epochs(&self) -> f64 {
-        self.grad_evals() as f64 / self.n_samples as f64
+        self.per_sample(self.grad_evals())
     }
     /// Passes over the data so far, gradient and loss evaluations alike:
-    /// `(grad_evals + loss_evals) / N`.
+    /// `(grad_evals + loss_evals) / N` (0 on a stream).
     pub fn data_passes(&self) -> f64 {
-        (self.grad_evals() + self.loss_evals()) as f64 / self.n_samples as f64
+        self.per_sample(self.grad_evals() + self.loss_evals())
+    }
+    fn per_sample(&self, count: u64) -> f64 {
+        if self.n_samples == crate::stream::UNBOUNDED {
+            0.0
+        } else {
+            count as f64 / self.n_samples as f64
+        }
     }
     /// The batch size the next iteration starts from.
     pub fn batch_size(&self) -> usize {

@@ -29,8 +29,8 @@ pub enum StopReason {
     /// stopping there, as many samples the run has not drawn are evaluated at the iterate, and
     /// their own mean gradient must meet the tolerance too.
     GradientTolerance,
-    /// The budget of gradient evaluations, `⌊max_epochs · N⌋`, is used up or cannot pay for
-    /// the next batch: the run never evaluates more than that.
+    /// The budget of gradient evaluations, `⌊max_epochs · N⌋` and `max_samples`, is used up or
+    /// cannot pay for the next batch: the run never evaluates more than that.
     EpochBudget,
     /// The budget of iterations was used up.
     IterationBudget,
@@ -45,6 +45,10 @@ pub enum StopReason {
     /// A checkpoint could not be saved (cargo feature `serde`): the run stopped rather than go
     /// on unprotected, and the saver holds the error.
     CheckpointFailed,
+    /// The stream ([`minimize_stream`](crate::BigBatchSgd::minimize_stream)) ended before it
+    /// could supply the next batch (or the samples it had to grow by): the run stopped at its
+    /// current iterate, and the samples read since its last step were not evaluated.
+    StreamEnded,
 }
 
 impl fmt::Display for StopReason {
@@ -57,6 +61,7 @@ impl fmt::Display for StopReason {
             StopReason::Observer => "stopped by an observer",
             StopReason::NoProgress => "no progress at this floating-point precision",
             StopReason::CheckpointFailed => "a checkpoint could not be saved",
+            StopReason::StreamEnded => "the stream ended",
         })
     }
 }
