@@ -149,6 +149,21 @@ pub enum Error {
         last_iterate: Vec<f64>,
     },
 
+    /// Reading a stream, or building the model of what it read, failed during a run
+    /// ([`minimize_stream`](crate::BigBatchSgd::minimize_stream)); `source` says why.
+    #[error("the stream failed after {samples_read} samples: {source}")]
+    StreamFailed {
+        /// The samples read before the failure.
+        samples_read: usize,
+        /// What failed: the stream's or the model's error, or an
+        /// [`Error::InvalidData`] or [`Error::DimensionMismatch`] for a read that returned more
+        /// samples than asked for or a model of another dimension.
+        #[source]
+        source: Box<Error>,
+        /// The iterate the run stopped at, widened to `f64`.
+        last_iterate: Vec<f64>,
+    },
+
     /// A thread pool for batch evaluation could not be started.
     #[error("cannot start a pool of {threads} threads: {message}")]
     Threads {
@@ -175,7 +190,8 @@ impl Error {
         match self {
             Error::NonFinite { last_iterate, .. }
             | Error::LineSearchFailed { last_iterate, .. }
-            | Error::Unsupported { last_iterate, .. } => {
+            | Error::Unsupported { last_iterate, .. }
+            | Error::StreamFailed { last_iterate, .. } => {
                 Some(last_iterate.iter().map(|&x| F::from_f64(x)).collect())
             }
             _ => None,
@@ -186,7 +202,8 @@ impl Error {
     pub(crate) fn with_iterate<F: Float>(mut self, w: &Array1<F>) -> Self {
         if let Error::NonFinite { last_iterate, .. }
         | Error::LineSearchFailed { last_iterate, .. }
-        | Error::Unsupported { last_iterate, .. } = &mut self
+        | Error::Unsupported { last_iterate, .. }
+        | Error::StreamFailed { last_iterate, .. } = &mut self
         {
             if last_iterate.is_empty() {
                 *last_iterate = w.iter().map(|x| x.as_f64()).collect();

@@ -23,5 +23,5 @@ mod libsvm;
 pub use csr::CsrMatrix;
 pub use dataset::Dataset;
 pub use features::Features;
-pub use libsvm::{dense_threshold, load_libsvm, parse_libsvm, parse_libsvm_gz};
 pub(crate) use libsvm::{Rows, fit_storage, open, read_rows};
+pub use libsvm::{dense_threshold, load_libsvm, parse_libsvm, parse_libsvm_gz};

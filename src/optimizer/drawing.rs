@@ -19,6 +19,10 @@ pub(super) struct Drawn {
     pub(super) growth_rounds: usize,
     /// Whether the batch is larger than the previous iteration's (growth of any kind).
     pub(super) grew: bool,
+    /// On a stream: the budget ran out while the batch grew, and the iteration steps on the
+    /// batch as it is, untested (a last step, on more samples than any batch before, since a
+    /// fresh batch starts at the size the last one ended at).
+    pub(super) cut_short: bool,
 }
 
 /// What the check of a small persistent batch against unseen samples found.
@@ -53,6 +57,12 @@ impl<S: StepRule> BigBatchSgd<S> {
         };
         Ok(match self.grow(objective, run, &mut drawn, feed)? {
             Grown::Passed => Some(drawn),
+            // On a stream the samples the budget paid for are the scarce resource: the last
+            // batch, cut short by the budget, still makes a step.
+            Grown::OutOfBudget if feed.is_some_and(|f| !f.ended()) => {
+                drawn.cut_short = true;
+                Some(drawn)
+            }
             Grown::OutOfBudget => None,
         })
     }

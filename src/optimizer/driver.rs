@@ -342,7 +342,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             return Ok(Outcome::OutOfBudget);
         };
         // Stop, or propose a step.
-        loop {
+        while !drawn.cut_short {
             // Every sample: the line search and the next iterations read the rows in order,
             // which memory serves faster than a shuffle (the set, and so every statistic, is
             // the same; only the order of the sums changes).
@@ -362,9 +362,13 @@ impl<S: StepRule> BigBatchSgd<S> {
                 }
             }
         }
-        // The batch that passed joins the test's averages.
-        self.test
-            .record(run.eval.stats(), n, &mut run.noise_average);
+        if drawn.cut_short {
+            run.last_grad_norm_sq = run.eval.stats().grad_norm_sq();
+        } else {
+            // The batch that passed joins the test's averages.
+            self.test
+                .record(run.eval.stats(), n, &mut run.noise_average);
+        }
         let Some(loss) = batch_loss(objective, run)? else {
             return Ok(Outcome::OutOfLossBudget);
         };

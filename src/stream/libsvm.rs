@@ -18,7 +18,8 @@ use crate::float::Float;
 /// - **Passes.** The file is read `passes` times (default 1), then the stream ends.
 /// - **Shuffle buffer.** With a buffer of `s` rows, each row returned is drawn uniformly from
 ///   the next `s` rows not yet returned (the buffer), and the next row of the file takes its
-///   place, as data pipelines shuffle. Without one (the default) rows come in file order. What
+///   place, as data pipelines shuffle; the buffer empties at the end of each pass, so that
+///   each pass returns every row once. Without one (the default) rows come in file order. What
 ///   it leaves: a row can move at most `s` places ahead of its place in the file, and rows far
 ///   apart in the file stay far apart in the stream, so a file sorted by label or by time
 ///   still gives batches that are not samples of the whole (each pass draws anew, with the
@@ -63,6 +64,7 @@ pub struct LibsvmStream<F> {
     /// One parsed line.
     parsed: Rows<F>,
     dense: Option<bool>,
+    bias: bool,
     rows_read: u64,
 }
 
@@ -77,6 +79,7 @@ impl<F> std::fmt::Debug for LibsvmStream<F> {
             .field("passes", &self.passes)
             .field("pass", &self.pass)
             .field("shuffle_buffer", &self.pool_size)
+            .field("bias", &self.bias)
             .field("rows_read", &self.rows_read)
             .finish_non_exhaustive()
     }
@@ -109,6 +112,7 @@ impl<F: Float> LibsvmStream<F> {
             pool_size: 0,
             parsed: Rows::empty(),
             dense: None,
+            bias: false,
             rows_read: 0,
         })
     }
@@ -129,6 +133,13 @@ impl<F: Float> LibsvmStream<F> {
         self
     }
 
+    /// Appends a feature that is 1 in every row (as [`Dataset::with_bias`] does, without the
+    /// copy): chunks have `n_features + 1` columns.
+    pub fn with_bias(mut self) -> Self {
+        self.bias = true;
+        self
+    }
+
     /// The rows read from the file so far (all passes).
     pub fn rows_read(&self) -> u64 {
         self.rows_read
@@ -139,28 +150,30 @@ impl<F: Float> LibsvmStream<F> {
         self.pass
     }
 
-    /// Parses the next sample line of the file into `parsed` (cleared first); false at the end
-    /// of the last pass.
+    /// Opens the file for the next pass; false after the last.
+    fn start_pass(&mut self) -> Result<bool> {
+        if self.pass == self.passes {
+            return Ok(false);
+        }
+        let file: Box<dyn Read> = open(&self.path)?;
+        self.reader = Some(Box::new(BufReader::with_capacity(1 << 16, file)));
+        self.pass += 1;
+        self.line_no = 0;
+        Ok(true)
+    }
+
+    /// Parses the next sample line of the current pass into `parsed` (cleared first); false
+    /// (and no reader) at the end of the pass.
     fn next_line(&mut self) -> Result<bool> {
         self.parsed.clear();
-        loop {
-            if self.reader.is_none() {
-                if self.pass == self.passes {
-                    return Ok(false);
-                }
-                let file: Box<dyn Read> = open(&self.path)?;
-                self.reader = Some(Box::new(BufReader::with_capacity(1 << 16, file)));
-                self.pass += 1;
-                self.line_no = 0;
-            }
-            let reader = self.reader.as_mut().expect("opened above");
+        while let Some(reader) = self.reader.as_mut() {
             self.line.clear();
             let read = reader
                 .read_until(b'\n', &mut self.line)
                 .map_err(|e| Error::io(&self.path, e))?;
             if read == 0 {
                 self.reader = None;
-                continue;
+                break;
             }
             self.line_no += 1;
             let (name, line_no) = (&self.name, self.line_no);
@@ -176,6 +189,72 @@ impl<F: Float> LibsvmStream<F> {
                 return Ok(true);
             }
         }
+        Ok(false)
+    }
+}
+
+/// The rows of one read, as they are collected: sparse until the storage is known, dense
+/// once it is dense.
+enum Out<F> {
+    Sparse(Rows<F>),
+    Dense {
+        values: Vec<F>,
+        targets: Vec<F>,
+        cols: usize,
+    },
+}
+
+impl<F: Float> Out<F> {
+    fn len(&self) -> usize {
+        match self {
+            Out::Sparse(rows) => rows.len(),
+            Out::Dense { targets, .. } => targets.len(),
+        }
+    }
+
+    /// Appends a row, with a last column of ones if `bias`.
+    fn push(&mut self, target: F, indices: &[usize], values: &[F], bias: Option<usize>) {
+        match self {
+            Out::Sparse(rows) => match bias {
+                Some(col) => {
+                    let mut idx = indices.to_vec();
+                    let mut val = values.to_vec();
+                    idx.push(col);
+                    val.push(F::one());
+                    rows.push(target, &idx, &val);
+                }
+                None => rows.push(target, indices, values),
+            },
+            Out::Dense {
+                values: out,
+                targets,
+                cols,
+            } => {
+                let start = out.len();
+                out.resize(start + *cols, F::zero());
+                for (&j, &v) in indices.iter().zip(values) {
+                    out[start + j] = v;
+                }
+                if let Some(col) = bias {
+                    out[start + col] = F::one();
+                }
+                targets.push(target);
+            }
+        }
+    }
+
+    fn into_dataset(self, cols: usize) -> Result<Dataset<F>> {
+        match self {
+            Out::Sparse(rows) => rows.into_dataset(cols),
+            Out::Dense {
+                values, targets, ..
+            } => {
+                let n = targets.len();
+                let x = ndarray::Array2::from_shape_vec((n, cols), values)
+                    .expect("rows of `cols` values each");
+                Dataset::from_dense(x, ndarray::Array1::from(targets))
+            }
+        }
     }
 }
 
@@ -183,34 +262,52 @@ impl<F: Float> SampleStream for LibsvmStream<F> {
     type Chunk = Dataset<F>;
 
     fn read(&mut self, k: usize, rng: &mut dyn Rng) -> Result<Option<Dataset<F>>> {
-        let mut out = Rows::empty();
-        if self.pool_size == 0 {
-            while out.len() < k && self.next_line()? {
-                let (t, idx, val) = self.parsed.row(0);
-                out.push(t, idx, val);
+        let bias = self.bias.then_some(self.n_features);
+        let cols = self.n_features + usize::from(self.bias);
+        let mut out = if self.dense == Some(true) {
+            Out::Dense {
+                values: Vec::new(),
+                targets: Vec::new(),
+                cols,
             }
         } else {
-            while out.len() < k {
-                // Keep the buffer full while the file lasts.
-                while self.pool.len() < self.pool_size && self.next_line()? {
+            Out::Sparse(Rows::empty())
+        };
+        while out.len() < k {
+            // A pass ends before the next begins: with a shuffle buffer, once it is empty.
+            if self.reader.is_none() && self.pool.is_empty() && !self.start_pass()? {
+                break;
+            }
+            if self.pool_size == 0 {
+                if self.next_line()? {
                     let (t, idx, val) = self.parsed.row(0);
-                    self.pool.push((t, idx.to_vec(), val.to_vec()));
+                    out.push(t, idx, val, bias);
                 }
-                if self.pool.is_empty() {
-                    break;
-                }
+                continue;
+            }
+            // Keep the buffer full while the pass lasts, then return a row drawn from it.
+            while self.pool.len() < self.pool_size && self.next_line()? {
+                let (t, idx, val) = self.parsed.row(0);
+                self.pool.push((t, idx.to_vec(), val.to_vec()));
+            }
+            if !self.pool.is_empty() {
                 let r = rng.random_range(0..self.pool.len());
                 let (t, idx, val) = self.pool.swap_remove(r);
-                out.push(t, &idx, &val);
+                out.push(t, &idx, &val, bias);
             }
         }
         if out.len() == 0 {
             return Ok(None);
         }
-        let data = out.into_dataset(self.n_features)?;
-        let dense = *self
-            .dense
-            .get_or_insert_with(|| data.features().density() >= dense_threshold::<F>());
-        Ok(Some(if dense { data.into_dense() } else { data }))
+        let data = out.into_dataset(cols)?;
+        if self.dense.is_none() {
+            // The first read decides, as `load_libsvm` would for these rows.
+            let dense = data.features().density() >= dense_threshold::<F>();
+            self.dense = Some(dense);
+            if dense {
+                return Ok(Some(data.into_dense()));
+            }
+        }
+        Ok(Some(data))
     }
 }

@@ -7,8 +7,10 @@
 //! batch, so each batch is an independent sample of the distribution the stream draws from,
 //! and what the run minimizes is the **expected risk** `E f(w; ξ)`, not a finite sum.
 //!
-//! - **Memory** is bounded by the largest batch: the samples of a batch are dropped when the
-//!   next batch's first samples arrive, and only the current batch's models are held.
+//! - **Memory** is bounded by the largest batch: only the current batch's models are held,
+//!   and the samples of a batch are dropped when the next batch's first samples arrive (the
+//!   first eighth of it, for a batch of more than 1024 samples: at most an eighth of a batch
+//!   more).
 //! - **The budget** is in samples ([`max_samples`](crate::BigBatchSgdBuilder::max_samples),
 //!   required: a stream has no epochs). A run also stops when the stream ends
 //!   ([`StopReason::StreamEnded`](crate::StopReason::StreamEnded)).
@@ -80,6 +82,9 @@ use crate::step::StepRule;
 
 mod libsvm;
 pub use libsvm::LibsvmStream;
+
+/// Reads of a new batch of at most this many samples are not split.
+const SMALL_READ: usize = 1024;
 
 /// The number of samples of a stream, as the run's objective reports it: there is no `N`.
 pub const UNBOUNDED: usize = usize::MAX;
@@ -262,6 +267,30 @@ where
     O: Objective<F>,
 {
     fn supply(&self, new: &[usize], fresh: bool, rng: &mut dyn Rng) -> Result<bool> {
+        self.read(new, fresh, rng).map_err(|e| Error::StreamFailed {
+            samples_read: self.held.borrow().end,
+            source: Box::new(e),
+            last_iterate: Vec::new(),
+        })
+    }
+    fn ended(&self) -> bool {
+        self.held.borrow().ended
+    }
+    fn held(&self) -> Range<usize> {
+        let held = self.held.borrow();
+        held.chunks.first().map_or(held.end, |(start, _)| *start)..held.end
+    }
+}
+
+impl<F, St, M, O> Streamed<F, St, M, O>
+where
+    F: Float,
+    St: SampleStream,
+    M: FnMut(St::Chunk) -> Result<O>,
+    O: Objective<F>,
+{
+    /// [`Supply::supply`], with the errors of the stream and the models as they are.
+    fn read(&self, new: &[usize], fresh: bool, rng: &mut dyn Rng) -> Result<bool> {
         let mut held = self.held.borrow_mut();
         let held = &mut *held;
         debug_assert!(new.first().is_none_or(|&i| i == held.end));
@@ -271,16 +300,28 @@ where
             if held.ended {
                 return Ok(false);
             }
-            let Some(chunk) = held.stream.read(need, rng)? else {
+            // While the last batch is held, the new one arrives in eighths: memory holds at
+            // most an eighth of a batch (or `SMALL_READ` samples) beyond one batch.
+            let ask = if fresh {
+                need.min(need.div_ceil(8).max(SMALL_READ))
+            } else {
+                need
+            };
+            let Some(chunk) = held.stream.read(ask, rng)? else {
                 held.ended = true;
                 return Ok(false);
             };
+            if fresh {
+                // The new batch's first samples are here: the last batch's can go.
+                held.chunks.clear();
+                fresh = false;
+            }
             let model = (held.model)(chunk)?;
             let got = model.n_samples();
-            if got == 0 || got > need {
+            if got == 0 || got > ask {
                 return Err(Error::InvalidData {
                     what: format!(
-                        "a read of the stream asked for at most {need} samples returned {got}"
+                        "a read of the stream asked for at most {ask} samples returned {got}"
                     ),
                 });
             }
@@ -291,23 +332,11 @@ where
                     got: model.dim(),
                 });
             }
-            if fresh {
-                // The new batch's first samples are here: the last batch's can go.
-                held.chunks.clear();
-                fresh = false;
-            }
             held.chunks.push((held.end, model));
             held.end += got;
             need -= got;
         }
         Ok(true)
-    }
-    fn ended(&self) -> bool {
-        self.held.borrow().ended
-    }
-    fn held(&self) -> Range<usize> {
-        let held = self.held.borrow();
-        held.chunks.first().map_or(held.end, |(start, _)| *start)..held.end
     }
 }
 
@@ -320,10 +349,10 @@ impl<S: StepRule> BigBatchSgd<S> {
     /// [`Error::InvalidParameter`] before the run if the batch mode is not
     /// [`BatchMode::Fresh`] or there is no [`max_samples`](crate::StopCriteria::max_samples)
     /// budget, [`Error::NonFiniteInput`] for a bad `w0`; during the run, the errors of
-    /// [`minimize_with`](Self::minimize_with), those the stream or `model` return, and
-    /// [`Error::DimensionMismatch`] or [`Error::InvalidData`] for a read whose model has a
-    /// dimension other than `w0`'s or more samples than were asked for. Each carries the last
-    /// good iterate.
+    /// [`minimize_with`](Self::minimize_with), and [`Error::StreamFailed`] with the error the
+    /// stream or `model` returned, or with an [`Error::DimensionMismatch`] or
+    /// [`Error::InvalidData`] for a read whose model has a dimension other than `w0`'s or more
+    /// samples than were asked for. Each carries the last good iterate.
     pub fn minimize_stream<F, St, M, O>(
         &mut self,
         stream: St,

@@ -11,3 +11,4 @@ mod determinism;
 mod observers;
 mod properties;
 mod stopping;
+mod streams;
