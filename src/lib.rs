@@ -155,13 +155,14 @@ pub use objective::{BatchObjective, Groups, MicroBatched};
 pub use objective::{Curvature, Forward, Forwarded, LineLoss, Objective};
 pub use observe::{History, IterView, Observer, Progress};
 pub use optimizer::{
-    BatchMode, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState, StopCriteria,
+    BatchMode, BatchSchedule, BigBatchSgd, BigBatchSgdBuilder, GrowthRule, Outcome, RunState,
+    StopCriteria,
 };
 pub use report::{IterRecord, Report, StopReason};
 pub use stats::{BatchTest, GradStats};
 pub use step::{
-    Adadelta, Adam, Armijo, BarzilaiBorwein, FirstTrial, Fixed, GainScaled, Lbfgs, LineSearch,
-    Momentum, NewtonCg, Step, StepContext, StepIncrease, StepRule, Switch,
+    Adadelta, Adam, Armijo, BarzilaiBorwein, BatchScaled, FirstTrial, Fixed, GainScaled, Lbfgs,
+    LineSearch, Momentum, NewtonCg, Step, StepContext, StepIncrease, StepRule, Switch,
 };
 
 /// The README's code blocks, compiled and run as doc tests.

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result, check};
 use crate::step::{Lbfgs, StepRule};
 
-use super::config::{BatchMode, BigBatchSgd, GrowthRule};
+use super::config::{BatchMode, BatchSchedule, BigBatchSgd, GrowthRule};
 
 /// Builds a [`BigBatchSgd`]; every setter is infallible and [`build`](Self::build) checks
 /// them all.
@@ -22,6 +22,8 @@ use super::config::{BatchMode, BigBatchSgd, GrowthRule};
 /// | `relative_tolerance` | stop when `‖g_B‖² ≤ r‖g_{B_0}‖²`, r in [0, 1) | 0 (off) |
 /// | `max_epochs` | budget of gradient evaluations / N, > 0 | 100 |
 /// | `max_iterations` | budget of steps, ≥ 1 | 100 000 |
+/// | `schedule` | a [`BatchSchedule`] in place of the test | none |
+/// | `max_samples` | budget of gradient evaluations, ≥ 1 (required on a stream) | none |
 /// | `seed` | seed of the sampling | 0 |
 /// | `step` | the [`StepRule`] | [`Lbfgs`] |
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,12 @@ impl<S> BigBatchSgdBuilder<S> {
     /// added). Default 0.1.
     pub fn growth(mut self, rho: f64) -> Self {
         self.inner.growth = rho;
+        self
+    }
+    /// A fixed schedule of batch sizes in place of the big-batch test ([`BatchSchedule`]: the
+    /// AdaBatch baseline). Default none: the test decides.
+    pub fn schedule(mut self, schedule: BatchSchedule) -> Self {
+        self.inner.schedule = Some(schedule);
         self
     }
     /// How a batch that fails the test grows. Default [`GrowthRule::Fraction`].
@@ -145,6 +153,7 @@ impl<S> BigBatchSgdBuilder<S> {
             batch_mode,
             seed,
             stop,
+            schedule,
             step: _,
         } = self.inner;
         BigBatchSgdBuilder {
@@ -156,6 +165,7 @@ impl<S> BigBatchSgdBuilder<S> {
                 batch_mode,
                 seed,
                 stop,
+                schedule,
                 step,
             },
         }
@@ -179,6 +189,9 @@ impl<S> BigBatchSgdBuilder<S> {
             ));
         }
         check::positive("growth", opt.growth)?;
+        if let Some(schedule) = &opt.schedule {
+            schedule.validate()?;
+        }
         opt.stop.validate()?;
         opt.step.validate()?;
         Ok(opt)

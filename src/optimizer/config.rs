@@ -36,6 +36,86 @@ pub enum GrowthRule {
     ToRequired,
 }
 
+/// A fixed schedule of batch sizes in place of the big-batch test: the batch is the first
+/// size times `factor` to the number of whole periods of `every` epochs used so far (of
+/// `every` samples on a stream), capped at `N`:
+///
+/// ```text
+/// |B| = ⌈K₀ · factor^⌊epochs / every⌋⌉
+/// ```
+///
+/// This is AdaBatch's schedule (Devarakonda, Naumov & Garland 2017, who double the batch on
+/// a fixed epoch schedule), the simplest adaptive-batch baseline; pair it with
+/// [`BatchScaled`](crate::BatchScaled) for their step, which grows with the batch so that the
+/// step per sample stays the same. The test is not consulted: batches neither grow within an
+/// iteration nor pass or fail, and the gradient tolerance applies to batches no test has
+/// checked (a tolerance of 0 and a budget make a schedule's run what it is in the
+/// literature). It works with both batch modes and on a stream.
+///
+/// # Example
+/// ```
+/// use bigbatch::{BatchMode, BatchSchedule, BatchScaled, BigBatchSgd, Fixed};
+/// // AdaBatch: double the batch every 4 epochs from 32, and the step with it.
+/// let opt = BigBatchSgd::builder()
+///     .batch_mode(BatchMode::Fresh)
+///     .initial_batch(32)
+///     .schedule(BatchSchedule::new(2.0, 4.0))
+///     .step(BatchScaled::new(Fixed::new(0.05)).reference_batch(32))
+///     .build()?;
+/// assert_eq!(opt.schedule().unwrap().size(32, 9.0, 1_000_000), 128);
+/// # Ok::<(), bigbatch::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct BatchSchedule {
+    factor: f64,
+    every: f64,
+}
+
+impl BatchSchedule {
+    /// The batch multiplied by `factor` (> 1) every `every` (> 0) epochs, or samples on a
+    /// stream.
+    pub fn new(factor: f64, every: f64) -> Self {
+        BatchSchedule { factor, every }
+    }
+    /// The factor.
+    pub fn factor(&self) -> f64 {
+        self.factor
+    }
+    /// The period, in epochs (samples on a stream).
+    pub fn every(&self) -> f64 {
+        self.every
+    }
+    /// The batch size after `progress` epochs (samples on a stream) from a first size `k0`,
+    /// capped at `n`.
+    pub fn size(&self, k0: usize, progress: f64, n: usize) -> usize {
+        let stages = (progress / self.every).floor();
+        let k = (k0 as f64 * self.factor.powf(stages)).ceil();
+        if k >= n as f64 {
+            n
+        } else {
+            (k as usize).max(k0.min(n))
+        }
+    }
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(self.factor.is_finite() && self.factor > 1.0) {
+            return Err(crate::Error::invalid(
+                "schedule factor",
+                self.factor,
+                "finite and greater than 1",
+            ));
+        }
+        if !(self.every.is_finite() && self.every > 0.0) {
+            return Err(crate::Error::invalid(
+                "schedule period",
+                self.every,
+                "finite and positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// When a run stops: tolerances on the gradient of a batch that passed the big-batch test,
 /// and budgets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -191,6 +271,8 @@ pub struct BigBatchSgd<S = Lbfgs> {
     pub(crate) batch_mode: BatchMode,
     pub(crate) seed: u64,
     pub(crate) stop: StopCriteria,
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) schedule: Option<BatchSchedule>,
     pub(crate) step: S,
 }
 
@@ -222,6 +304,10 @@ impl<S> BigBatchSgd<S> {
     /// The tolerances and budgets.
     pub fn stop_criteria(&self) -> &StopCriteria {
         &self.stop
+    }
+    /// The schedule of batch sizes that replaces the test, if any.
+    pub fn schedule(&self) -> Option<&BatchSchedule> {
+        self.schedule.as_ref()
     }
     /// The step rule (with its memory of the last run).
     pub fn step_rule(&self) -> &S {

@@ -55,6 +55,9 @@ impl<S: StepRule> BigBatchSgd<S> {
         let Some(mut drawn) = self.draw(objective, run, feed)? else {
             return Ok(None);
         };
+        if self.schedule.is_some() {
+            return Ok(Some(drawn));
+        }
         Ok(match self.grow(objective, run, &mut drawn, feed)? {
             Grown::Passed => Some(drawn),
             // On a stream the samples the budget paid for are the scarce resource: the last
@@ -141,7 +144,16 @@ impl<S: StepRule> BigBatchSgd<S> {
         run: &mut RunState<F>,
         feed: Feed<'_>,
     ) -> Result<Option<Drawn>> {
-        if self.batch_mode == BatchMode::Fresh {
+        if let Some(schedule) = &self.schedule {
+            // A schedule sets the size, and no test changes it.
+            let progress = if run.n_samples == crate::stream::UNBOUNDED {
+                run.grad_evals() as f64
+            } else {
+                run.epochs()
+            };
+            let k = schedule.size(self.initial_batch, progress, run.n_samples);
+            run.batch_size = run.batch_size.max(k);
+        } else if self.batch_mode == BatchMode::Fresh {
             // With averaged estimates, a fresh batch starts at the size the averages ask for
             // (at least the first size): the batch follows the noise scale both ways, and a
             // chance failure does not raise it for good.

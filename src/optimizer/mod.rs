@@ -18,7 +18,7 @@ mod sampling;
 mod state;
 
 pub use builder::BigBatchSgdBuilder;
-pub use config::{BatchMode, BigBatchSgd, GrowthRule, StopCriteria};
+pub use config::{BatchMode, BatchSchedule, BigBatchSgd, GrowthRule, StopCriteria};
 #[cfg(feature = "serde")]
 pub(crate) use driver::AfterStep;
 pub(crate) use driver::check_start;

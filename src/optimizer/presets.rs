@@ -25,6 +25,7 @@ impl BigBatchSgd {
             batch_mode: BatchMode::Persistent,
             seed: 0,
             stop: StopCriteria::default(),
+            schedule: None,
             step: Lbfgs::default(),
         })
     }

@@ -75,6 +75,7 @@ macro_rules! line_search_setters {
 mod adaptive;
 mod armijo;
 mod barzilai_borwein;
+mod batch_scaled;
 mod context;
 mod fixed;
 mod gain;
@@ -87,6 +88,7 @@ mod switch;
 pub use adaptive::{Adadelta, Adam, Momentum};
 pub use armijo::{Armijo, StepIncrease};
 pub use barzilai_borwein::BarzilaiBorwein;
+pub use batch_scaled::BatchScaled;
 pub use context::StepContext;
 pub use fixed::Fixed;
 pub use gain::GainScaled;

@@ -208,3 +208,108 @@ fn kept_trial_statistics_change_nothing_f32() {
 fn kept_trial_statistics_change_nothing_f64() {
     kept_trial_statistics_change_nothing::<f64>();
 }
+
+/// AdaBatch's schedule: the batch follows the schedule exactly, no test changes it, and the
+/// step grows with it under `BatchScaled`.
+fn a_schedule_sets_every_batch<F: Float>() {
+    let p = ridge::<F>(4, 4000, 6, 0.5, 0.01);
+    let schedule = BatchSchedule::new(2.0, 2.0);
+    let mut h = History::new();
+    let report = BigBatchSgd::builder()
+        .batch_mode(BatchMode::Fresh)
+        .initial_batch(16)
+        .schedule(schedule)
+        .tolerance(0.0)
+        .max_epochs(12.0)
+        .step(BatchScaled::new(Fixed::new(0.01)).reference_batch(16))
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(6), &mut h)
+        .unwrap();
+    let records = h.records();
+    let mut before = 0.0;
+    for r in records {
+        assert_eq!(
+            r.batch_size,
+            schedule.size(16, before, 4000),
+            "the size at {before} epochs"
+        );
+        assert_eq!(r.growth_rounds, 0, "no test grows the batch");
+        before = r.epochs;
+    }
+    let sizes: Vec<usize> = records.iter().map(|r| r.batch_size).collect();
+    assert_eq!(sizes[0], 16);
+    assert_eq!(
+        *sizes.last().unwrap(),
+        16 * 2usize.pow(5),
+        "5 doublings by 12 epochs"
+    );
+    assert!(report.stop == StopReason::EpochBudget);
+    let err = max_abs_diff(&report.w, &p.optimum());
+    assert!(err < 5e-2, "AdaBatch reaches the optimum: {err}: {report}");
+}
+
+#[test]
+fn a_schedule_sets_every_batch_f64_and_f32() {
+    a_schedule_sets_every_batch::<f64>();
+    a_schedule_sets_every_batch::<f32>();
+}
+
+#[test]
+fn a_batch_scaled_step_grows_with_the_batch() {
+    // One parameter: |Δw| = α (n/b0) |g_B| exactly.
+    let p = ridge::<f64>(5, 2000, 1, 0.5, 0.0);
+    let w0 = Array1::from_elem(1, 3.0);
+    for (n, b0) in [(64, 16), (100, 100), (40, 80)] {
+        let mut h = History::new();
+        let opt = BigBatchSgd::builder()
+            .batch_mode(BatchMode::Fresh)
+            .initial_batch(n)
+            .schedule(BatchSchedule::new(2.0, 1e9))
+            .max_iterations(1)
+            .step(BatchScaled::new(Fixed::new(0.1)).reference_batch(b0))
+            .build()
+            .unwrap();
+        let report = {
+            let mut opt = opt;
+            opt.minimize_with(&p, w0.clone(), &mut h).unwrap()
+        };
+        let r = &h.records()[0];
+        let moved = (report.w[0] - 3.0).abs();
+        let expected = 0.1 * n as f64 / b0 as f64 * r.grad_norm_sq.sqrt();
+        assert!(
+            (moved - expected).abs() <= 1e-12 * expected,
+            "{moved} vs {expected}"
+        );
+    }
+    assert_eq!(
+        BatchScaled::new(Fixed::new(0.1)).power(0.5).factor(64),
+        2f64.sqrt()
+    );
+    assert!(
+        BigBatchSgd::builder()
+            .step(BatchScaled::new(Fixed::new(0.1)).reference_batch(0))
+            .build()
+            .is_err()
+    );
+}
+
+#[test]
+fn bad_schedules_are_refused() {
+    for (factor, every) in [
+        (1.0, 1.0),
+        (0.5, 1.0),
+        (f64::NAN, 1.0),
+        (2.0, 0.0),
+        (2.0, -1.0),
+    ] {
+        let err = BigBatchSgd::builder()
+            .schedule(BatchSchedule::new(factor, every))
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidParameter { name, .. } if name.starts_with("schedule")),
+            "{factor} {every}: {err}"
+        );
+    }
+}

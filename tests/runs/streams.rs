@@ -582,3 +582,38 @@ fn the_stream_preset_grows_its_batch_and_its_excess_risk_falls_like_one_over_t()
     // Batch by batch, the batch never shrinks far below the last (it starts at its size).
     assert!(curve.windows(2).all(|w| w[1].2 * 2 >= w[0].2));
 }
+
+#[test]
+fn a_schedule_on_a_stream_counts_samples() {
+    let schedule = bigbatch::BatchSchedule::new(2.0, 20_000.0);
+    let mut sizes = Vec::new();
+    let mut observer = bigbatch::observe::from_fn(|v: &bigbatch::IterView<'_, f64>| {
+        sizes.push((v.record.batch_size, v.record.grad_evals));
+        std::ops::ControlFlow::Continue(())
+    });
+    let report = fresh()
+        .initial_batch(50)
+        .schedule(schedule)
+        .step(Fixed::new(0.5))
+        .tolerance(0.0)
+        .max_samples(150_000)
+        .build()
+        .unwrap()
+        .minimize_stream_with(
+            linear::<f64>(&W_STAR, 1.0, None),
+            |c| LeastSquares::new(c, 0.0),
+            Array1::zeros(4),
+            &mut observer,
+        )
+        .unwrap();
+    let mut before = 0;
+    for &(size, after) in &sizes {
+        assert_eq!(
+            size,
+            schedule.size(50, before as f64, bigbatch::stream::UNBOUNDED)
+        );
+        before = after;
+    }
+    assert_eq!(sizes.last().unwrap().0, 50 * 2usize.pow(7));
+    assert!(distance(&report.w, &W_STAR) < 0.05, "{report}");
+}
