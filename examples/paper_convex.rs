@@ -27,7 +27,7 @@ use bigbatch::models::{Huber, LeastSquares, Logistic};
 use bigbatch::{
     Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, GrowthRule, NewtonCg, Objective, data::datasets,
 };
-use support::{Curve, big_batch_curve, plot, reference_optimum, tuned_sgd};
+use support::{Curve, big_batch_curve, plot, reference_optimum, tuned_adabatch, tuned_sgd};
 
 struct Options {
     data: Option<PathBuf>,
@@ -157,6 +157,7 @@ fn run_model<O: Objective<f64>>(
     };
     let fixed = 1.0 / (2.0 * l_bound);
     let grid: Vec<f64> = (-2..=4).map(|k| 4f64.powi(k) / l_bound).collect();
+    let grid_adabatch = grid.clone();
     let sgd_batch = o.sgd_batch;
     let methods: Vec<Method<'_, O>> = vec![
         (
@@ -308,6 +309,14 @@ fn run_model<O: Objective<f64>>(
         (
             "plain SGD, 2 × 7 step sizes",
             Box::new(move |m, seed, f| Ok(tuned_sgd(m, &grid, sgd_batch, epochs, seed, f))),
+        ),
+        (
+            "AdaBatch schedule, 7 step sizes",
+            Box::new(move |m, seed, f| {
+                Ok(tuned_adabatch(m, &grid_adabatch, sgd_batch, epochs, seed, f)
+                    .into_iter()
+                    .collect())
+            }),
         ),
     ];
     // curves[k][s]: curve k (a method may give several) of seed s.

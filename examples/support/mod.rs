@@ -6,7 +6,10 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use bigbatch::observe::from_fn;
-use bigbatch::{BigBatchSgd, GradStats, IterView, Objective, StepRule};
+use bigbatch::{
+    BatchMode, BatchSchedule, BatchScaled, BigBatchSgd, Fixed, GradStats, IterView, Objective,
+    StepRule,
+};
 use ndarray::Array1;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -215,6 +218,60 @@ pub fn tuned_sgd<O: Objective<f64>>(
                 })
         })
         .collect()
+}
+
+/// AdaBatch (Devarakonda et al. 2017) on the crate's schedule: fresh batches of `batch`
+/// doubled every `epochs / 5` epochs, a constant step scaled with the batch (`BatchScaled`,
+/// the ratio of step to batch held), the best initial step of `grid` in hindsight; the full
+/// objective every quarter epoch. `None` if every step diverged.
+pub fn tuned_adabatch<O: Objective<f64>>(
+    o: &O,
+    grid: &[f64],
+    batch: usize,
+    epochs: f64,
+    seed: u64,
+    f_star: f64,
+) -> Option<Curve> {
+    let n = o.n_samples();
+    let all: Vec<usize> = (0..n).collect();
+    grid.iter()
+        .filter_map(|&alpha| {
+            let w0 = Array1::zeros(o.dim());
+            let f0 = o.batch_loss(&w0, &all);
+            let mut points = vec![(0.0, (f0 - f_star) / f_star, batch)];
+            let mut next_mark = 0.25;
+            let mut diverged = false;
+            let mut obs = from_fn(|v: &IterView<'_, f64>| {
+                if v.record.epochs >= next_mark - 1e-12 {
+                    let f = o.batch_loss(v.w, &all);
+                    if !f.is_finite() || f > 1e6 * f0.max(1.0) {
+                        diverged = true;
+                        return ControlFlow::Break(());
+                    }
+                    points.push((v.record.epochs, (f - f_star) / f_star, v.record.batch_size));
+                    while next_mark <= v.record.epochs + 1e-12 {
+                        next_mark += 0.25;
+                    }
+                }
+                ControlFlow::Continue(())
+            });
+            let mut opt = BigBatchSgd::builder()
+                .batch_mode(BatchMode::Fresh)
+                .initial_batch(batch)
+                .schedule(BatchSchedule::new(2.0, epochs / 5.0))
+                .step(BatchScaled::new(Fixed::new(alpha)).reference_batch(batch))
+                .tolerance(0.0)
+                .max_epochs(epochs)
+                .seed(seed)
+                .build()
+                .ok()?;
+            let ok = opt.minimize_with(o, w0, &mut obs).is_ok();
+            (ok && !diverged).then(|| Curve {
+                label: format!("tuned AdaBatch α={alpha:.3e}"),
+                points,
+            })
+        })
+        .min_by(|a, b| a.last().total_cmp(&b.last()))
 }
 
 /// Writes a line plot of `curves` (x = epochs; y = relative suboptimality on a log scale, or
