@@ -24,7 +24,9 @@
 //! (`MicroBatched`; the rows of the comparison named `…+groups=8` were measured so). A
 //! baseline is `sgd:LR`, `adam:LR`, `adadelta:LR` or `sfadamw:LR` (Candle's SGD and AdamW
 //! without weight decay, Adadelta with ρ = 0.9, and Schedule-Free AdamW, `sfadamw.rs`, evaluated
-//! at its average; on batches of 32 in a fresh order every epoch, constant learning rate LR).
+//! at its average; on batches of 32 in a fresh order every epoch, constant learning rate LR),
+//! or `adabatch:LR` (AdaBatch: SGD steps on fresh batches from 32, the batch doubled every 5
+//! epochs and the rate with it, through the core's `BatchSchedule` and `BatchScaled`).
 //! `--method grid` is the whole comparison: the preset (in one pass and in 8 micro-batches) for
 //! `--seeds` seeds (default 3), every other big-batch method for `--rule-seeds` (default 3),
 //! each baseline at 5 learning rates and Schedule-Free AdamW at its default 0.0025; `--seed-from
@@ -62,8 +64,9 @@ use std::time::Instant;
 
 use bigbatch::observe::from_fn;
 use bigbatch::{
-    Adadelta, Adam, Armijo, BigBatchSgd, BigBatchSgdBuilder, GainScaled, Groups, IterView, Lbfgs,
-    Momentum, Objective, StepIncrease, StepRule,
+    Adadelta, Adam, Armijo, BatchMode, BatchSchedule, BatchScaled, BigBatchSgd,
+    BigBatchSgdBuilder, Fixed, GainScaled, Groups, IterView, Lbfgs, Momentum, Objective,
+    StepIncrease, StepRule,
 };
 use bigbatch_candle::{CandleModel, idx};
 use candle_core::{DType, Device, Tensor, Var};
@@ -98,6 +101,9 @@ const ADAM_RATES: [f64; 5] = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2];
 const ADADELTA_RATES: [f64; 5] = [0.1, 0.3, 1.0, 3.0, 10.0];
 /// Baselines' batch size.
 const BATCH: usize = 32;
+/// AdaBatch doubles its batch (and its rate) every this many epochs: at 5, 10 and 15 of the
+/// comparison's 20, as the paper doubles it every 20 of 100.
+const ADABATCH_PERIOD: f64 = 5.0;
 
 struct Options {
     task: String,

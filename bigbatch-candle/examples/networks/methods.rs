@@ -16,11 +16,22 @@ pub(crate) fn run_method(
         seed,
     };
     if let Some((kind, lr)) = method.split_once(':') {
-        if !matches!(kind, "sgd" | "adam" | "adadelta" | "sfadamw") {
-            return Err(format!("unknown baseline {kind} (sgd, adam, adadelta or sfadamw)").into());
+        if !matches!(kind, "sgd" | "adam" | "adadelta" | "sfadamw" | "adabatch") {
+            let known = "sgd, adam, adadelta, sfadamw or adabatch";
+            return Err(format!("unknown baseline {kind} ({known})").into());
         }
         run.method = kind.to_string();
         run.lr = lr.parse().map_err(|e| format!("learning rate {lr}: {e}"))?;
+        if kind == "adabatch" {
+            // AdaBatch: SGD on fresh batches doubled on a schedule, the rate scaled with them.
+            let b = BigBatchSgd::builder()
+                .batch_mode(BatchMode::Fresh)
+                .initial_batch(BATCH)
+                .schedule(BatchSchedule::new(2.0, ADABATCH_PERIOD))
+                .tolerance(0.0)
+                .step(BatchScaled::new(Fixed::new(run.lr)).reference_batch(BATCH));
+            return big_batch(b, Eval::OnePass, task, &run, epochs, out);
+        }
         return baseline(task, &run, epochs, out);
     }
     // `preset`, `preset+RULE`, `default` or `paper`, then modifiers `+key=value`.
@@ -155,6 +166,7 @@ pub(crate) fn grid(seeds: u64, rule_seeds: u64) -> Vec<(String, u64)> {
     }
     for (kind, rates) in [
         ("sgd", SGD_RATES),
+        ("adabatch", SGD_RATES),
         ("adam", ADAM_RATES),
         ("adadelta", ADADELTA_RATES),
     ] {
