@@ -333,15 +333,18 @@ fn run_model<O: Objective<f64>>(
         (
             "AdaBatch schedule, 7 step sizes",
             Box::new(move |m, seed, f| {
-                Ok(tuned_adabatch(m, &grid_adabatch, sgd_batch, epochs, seed, f)
-                    .into_iter()
-                    .collect())
+                Ok(
+                    tuned_adabatch(m, &grid_adabatch, sgd_batch, epochs, seed, f)
+                        .into_iter()
+                        .collect(),
+                )
             }),
         ),
     ];
     // curves[k][s]: curve k (a method may give several) of seed s.
     let mut by_label: Vec<(String, Vec<Curve>)> = Vec::new();
-    let chosen = |label: &str| o.only.is_empty() || o.only.iter().any(|w| label.contains(w.as_str()));
+    let chosen =
+        |label: &str| o.only.is_empty() || o.only.iter().any(|w| label.contains(w.as_str()));
     for (label, run) in methods.iter().filter(|(label, _)| chosen(label)) {
         let t = Instant::now();
         for seed in 0..o.seeds {

@@ -159,7 +159,7 @@ pub use optimizer::{
     StopCriteria,
 };
 pub use report::{IterRecord, Report, StopReason};
-pub use stats::{BatchTest, GradStats};
+pub use stats::{BatchTest, GradStats, InnerProductTest};
 pub use step::{
     Adadelta, Adam, Armijo, BarzilaiBorwein, BatchScaled, FirstTrial, Fixed, GainScaled, Lbfgs,
     LineSearch, Momentum, NewtonCg, Step, StepContext, StepIncrease, StepRule, Switch,

@@ -480,3 +480,41 @@ fn sharded_hessian_products_and_newton_runs_agree_with_one_worker_f64() {
 fn sharded_hessian_products_and_newton_runs_agree_with_one_worker_f32() {
     sharded_curvature_agrees::<f32>(1e-5);
 }
+
+#[test]
+fn the_inner_product_test_on_a_sharded_objective() {
+    let data = data::<f64>(2, 1500, 6);
+    let ip = InnerProductTest::new().orthogonality(3.0);
+    let opt = || {
+        BigBatchSgd::paper()
+            .theta(0.5)
+            .inner_product(ip)
+            .seed(3)
+            .max_epochs(10.0)
+            .tolerance(0.0)
+            .build()
+            .unwrap()
+    };
+    let whole = opt()
+        .minimize(
+            &Logistic::new(data.clone(), 1e-3).unwrap(),
+            Array1::zeros(6),
+        )
+        .unwrap();
+    let reports = ThreadRanks::run(2, |w| {
+        let mine = shard_of(data.n_samples(), w.rank(), 2, Layout::Strided);
+        let local = Logistic::new(data.select(&mine), 1e-3).unwrap();
+        let objective = Sharded::new(local, &w, Layout::Strided).unwrap();
+        opt().minimize(&objective, Array1::zeros(6))
+    });
+    let reports: Vec<_> = reports.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(bits(&reports[0]), bits(&reports[1]), "the workers agree");
+    let rel = (reports[0].loss - whole.loss).abs() / whole.loss;
+    assert!(
+        rel < 1e-3,
+        "sharded {} against whole {}",
+        reports[0].loss,
+        whole.loss
+    );
+    assert!(reports[0].batch_size > 100, "{}", reports[0]);
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bigbatch::observe::from_fn;
 use bigbatch::{
-    BatchMode, BatchSchedule, BatchScaled, BigBatchSgd, Fixed, GradStats, IterView, Objective,
+    BatchMode, BatchScaled, BatchSchedule, BigBatchSgd, Fixed, GradStats, IterView, Objective,
     StepRule,
 };
 use ndarray::Array1;

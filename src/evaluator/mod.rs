@@ -9,6 +9,7 @@ use crate::float::Float;
 use crate::objective::{LineLoss, Objective};
 use crate::stats::GradStats;
 
+mod groups;
 mod held;
 mod line;
 use held::Held;
@@ -78,6 +79,7 @@ struct Scratch<F> {
     trial_loss: Option<(usize, F)>,
     /// The line the trial points lie on.
     line: Line<F>,
+    groups: groups::Groups, // the batch's groups, for the inner-product test
 }
 
 impl<F: Float> Scratch<F> {
@@ -107,6 +109,7 @@ impl<F> Default for Scratch<F> {
             trial_stats: Held::default(),
             trial_loss: None,
             line: Line::default(),
+            groups: groups::Groups::default(),
         }
     }
 }
@@ -205,6 +208,7 @@ impl<F: Float> Evaluator<F> {
     pub(crate) fn clear(&mut self) {
         self.stats.reset();
         self.stats_valid = false;
+        self.scratch.groups.clear();
     }
 
     /// Keeps the batch statistics as those of the previous batch, before the batch grows

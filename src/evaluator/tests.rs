@@ -181,3 +181,92 @@ fn trials_keep_no_statistics_unless_allowed_and_paid_for() {
         assert_eq!((eval.grad_evals(), eval.loss_evals()), (4, 4));
     }
 }
+
+/// `f_i(w) = (w − a_i)²/2` in two dimensions, for the inner products' variance.
+struct Mean2(Vec<[f64; 2]>);
+impl Objective for Mean2 {
+    fn n_samples(&self) -> usize {
+        self.0.len()
+    }
+    fn dim(&self) -> usize {
+        2
+    }
+    fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
+        let a = self.0[i];
+        0.5 * ((w[0] - a[0]).powi(2) + (w[1] - a[1]).powi(2))
+    }
+    fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) {
+        g[0] = w[0] - self.0[i][0];
+        g[1] = w[1] - self.0[i][1];
+    }
+}
+
+/// The sample variance of `∇f_i·g_B` over `batch`, directly.
+fn direct_projected_variance(data: &Mean2, w: &Array1<f64>, batch: &[usize]) -> f64 {
+    let grads: Vec<[f64; 2]> = batch
+        .iter()
+        .map(|&i| [w[0] - data.0[i][0], w[1] - data.0[i][1]])
+        .collect();
+    let n = grads.len() as f64;
+    let g = [
+        grads.iter().map(|v| v[0]).sum::<f64>() / n,
+        grads.iter().map(|v| v[1]).sum::<f64>() / n,
+    ];
+    let p: Vec<f64> = grads.iter().map(|v| v[0] * g[0] + v[1] * g[1]).collect();
+    let mean = p.iter().sum::<f64>() / n;
+    p.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+}
+
+#[test]
+fn grouped_evaluation_gives_the_batch_and_the_variance_of_its_inner_products() {
+    use rand::{RngExt, SeedableRng, rngs::Xoshiro256PlusPlus};
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(4);
+    let data = Mean2(
+        (0..4000)
+            .map(|_| [rng.random::<f64>() * 3.0, rng.random::<f64>() - 0.5])
+            .collect(),
+    );
+    let w = array![2.0, 1.0];
+    // Groups of one sample: the per-sample variance exactly, and the same batch statistics.
+    let batch: Vec<usize> = (0..12).collect();
+    let mut eval = Evaluator::new(2);
+    eval.prepare(u64::MAX, u64::MAX);
+    eval.add_grouped(&data, &w, &batch[..8], 16).unwrap();
+    eval.add_grouped(&data, &w, &batch[8..], 16).unwrap();
+    let direct = direct_projected_variance(&data, &w, &batch);
+    let grouped = eval.projected_variance().unwrap();
+    assert!(
+        (grouped - direct).abs() <= 1e-12 * direct,
+        "{grouped} vs {direct}"
+    );
+    let mut whole = Evaluator::new(2);
+    whole.prepare(u64::MAX, u64::MAX);
+    whole.add(&data, &w, &batch).unwrap();
+    assert_eq!(eval.stats().count(), 12);
+    assert!((eval.stats().variance() - whole.stats().variance()).abs() < 1e-12);
+    assert_eq!(eval.grad_evals(), 12);
+    // Larger groups, merged as the batch grows: unbiased over many batches.
+    let (mut sum_grouped, mut sum_direct, trials) = (0.0, 0.0, 400);
+    for t in 0..trials {
+        let start = (t * 7) % 3000;
+        let batch: Vec<usize> = (start..start + 500).collect();
+        let mut eval = Evaluator::new(2);
+        eval.prepare(u64::MAX, u64::MAX);
+        eval.add_grouped(&data, &w, &batch[..200], 8).unwrap();
+        for piece in batch[200..].chunks(60) {
+            eval.add_grouped(&data, &w, piece, 8).unwrap();
+        }
+        assert!(eval.scratch.groups.means.len() <= 16);
+        assert_eq!(eval.stats().count(), 500);
+        sum_grouped += eval.projected_variance().unwrap();
+        sum_direct += direct_projected_variance(&data, &w, &batch);
+    }
+    let ratio = sum_grouped / sum_direct;
+    assert!(
+        (ratio - 1.0).abs() < 0.06,
+        "mean of the grouped estimates / direct: {ratio}"
+    );
+    // A fresh batch forgets the groups.
+    eval.clear();
+    assert!(eval.projected_variance().is_none());
+}

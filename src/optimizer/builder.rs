@@ -59,6 +59,12 @@ impl<S> BigBatchSgdBuilder<S> {
         self.inner.growth = rho;
         self
     }
+    /// The inner-product test (with its orthogonality test) in place of the norm test, at the
+    /// test's θ, on fresh batches ([`InnerProductTest`](crate::InnerProductTest)). Default none.
+    pub fn inner_product(mut self, test: crate::InnerProductTest) -> Self {
+        self.inner.test.inner_product = Some(test);
+        self
+    }
     /// A fixed schedule of batch sizes in place of the big-batch test ([`BatchSchedule`]: the
     /// AdaBatch baseline). Default none: the test decides.
     pub fn schedule(mut self, schedule: BatchSchedule) -> Self {
@@ -191,6 +197,13 @@ impl<S> BigBatchSgdBuilder<S> {
         check::positive("growth", opt.growth)?;
         if let Some(schedule) = &opt.schedule {
             schedule.validate()?;
+        }
+        if opt.test.inner_product.is_some() && opt.batch_mode != BatchMode::Fresh {
+            return Err(Error::invalid(
+                "inner_product",
+                "with a persistent batch",
+                "on fresh batches: a persistent batch's statistics are kept whole",
+            ));
         }
         opt.stop.validate()?;
         opt.step.validate()?;

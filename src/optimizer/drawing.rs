@@ -197,7 +197,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             if !supplied(feed, batch, true, &mut run.rng)? {
                 return Ok(None);
             }
-            run.eval.add(objective, &run.w, batch)?;
+            self.evaluate(objective, &mut run.eval, &run.w, batch)?;
         }
         run.eval.check(run.iteration)?;
         Ok(Some(drawn))
@@ -214,15 +214,22 @@ impl<S: StepRule> BigBatchSgd<S> {
     ) -> Result<Grown> {
         let n_total = run.n_samples;
         while run.batch_size < n_total
-            && !self
-                .test
-                .passes_averaged(run.eval.stats(), n_total, &run.noise_average)
+            && !self.test.passes_any(
+                run.eval.stats(),
+                n_total,
+                &run.noise_average,
+                run.eval.projected_variance(),
+            )
         {
             let mut next = grown_size(run.batch_size, self.growth, n_total);
             if self.growth_rule == GrowthRule::ToRequired {
-                next = next
-                    .max(self.test.required_size(run.eval.stats(), n_total))
-                    .min(n_total);
+                let required = match &self.test.inner_product {
+                    None => self.test.required_size(run.eval.stats(), n_total),
+                    Some(ip) => ip
+                        .required_size(&self.test, run.eval.stats(), run.eval.projected_variance())
+                        .map_or(n_total, |k| k.ceil().min(n_total as f64) as usize),
+                };
+                next = next.max(required).min(n_total);
             }
             // The budget caps the growth: the batch takes what is left of it.
             let remaining = usize::try_from(run.eval.remaining()).unwrap_or(usize::MAX);
@@ -235,6 +242,21 @@ impl<S: StepRule> BigBatchSgd<S> {
             }
         }
         Ok(Grown::Passed)
+    }
+
+    /// Evaluates the samples `new` at `w` into the batch statistics: in groups for the
+    /// inner-product test, at once otherwise.
+    fn evaluate<F: Float, O: Objective<F> + ?Sized>(
+        &self,
+        objective: &O,
+        eval: &mut crate::evaluator::Evaluator<F>,
+        w: &ndarray::Array1<F>,
+        new: &[usize],
+    ) -> Result<()> {
+        match &self.test.inner_product {
+            Some(ip) => eval.add_grouped(objective, w, new, ip.groups),
+            None => eval.add(objective, w, new),
+        }
     }
 
     /// Grows the batch to `size` samples at the same iterate, evaluating only the new ones
@@ -258,7 +280,7 @@ impl<S: StepRule> BigBatchSgd<S> {
         if !supplied(feed, new, false, &mut run.rng)? {
             return Ok(false);
         }
-        run.eval.add(objective, &run.w, new)?;
+        self.evaluate(objective, &mut run.eval, &run.w, new)?;
         run.eval.check(run.iteration)?;
         drawn.growth_rounds += 1;
         drawn.grew = true;

@@ -13,10 +13,12 @@
 //! `Σ∇f_i` and `Σ‖∇f_i‖²` directly can use [`GradStats::from_sums`].
 
 mod grad_stats;
+mod inner_product;
 mod test;
 #[cfg(test)]
 mod tests;
 
 pub use grad_stats::GradStats;
+pub use inner_product::InnerProductTest;
 pub use test::BatchTest;
 pub(crate) use test::NoiseAverage;

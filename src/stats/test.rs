@@ -1,6 +1,6 @@
 //! [`BatchTest`]: the big-batch signal-to-noise test.
 
-use super::GradStats;
+use super::{GradStats, InnerProductTest};
 use crate::error::{Result, check};
 use crate::float::Float;
 
@@ -71,6 +71,10 @@ pub struct BatchTest {
     /// (each batch alone). See [the type's docs](BatchTest#averaged-estimates).
     #[cfg_attr(feature = "serde", serde(default))]
     pub smoothing: f64,
+    /// The inner-product test (with its orthogonality test) in place of the norm test, on
+    /// fresh batches; see [`InnerProductTest`]. Default none.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub inner_product: Option<InnerProductTest>,
 }
 
 impl Default for BatchTest {
@@ -80,6 +84,7 @@ impl Default for BatchTest {
             finite_population_correction: false,
             unbiased_signal: false,
             smoothing: 0.0,
+            inner_product: None,
         }
     }
 }
@@ -90,6 +95,16 @@ impl BatchTest {
     pub(crate) fn validate(&self) -> Result<()> {
         check::positive("theta", self.theta)?;
         check::unit_from_zero("smoothing", self.smoothing)?;
+        if let Some(ip) = &self.inner_product {
+            ip.validate()?;
+            if self.smoothing != 0.0 || self.unbiased_signal {
+                return Err(crate::Error::invalid(
+                    "inner_product",
+                    "with smoothing or unbiased_signal",
+                    "on its own: the inner-product test has neither form",
+                ));
+            }
+        }
         if !self.unbiased_signal && self.theta > 1.0 {
             return Err(crate::Error::invalid(
                 "theta",
@@ -167,6 +182,22 @@ impl BatchTest {
             signal: b * past.signal + (1.0 - b) * self.signal(stats, n_total),
             weight: b * past.weight + (1.0 - b),
         }
+    }
+
+    /// [`passes_averaged`](Self::passes_averaged), or the inner-product test with the variance
+    /// of the inner products `projected` where it replaces the norm test.
+    pub(crate) fn passes_any<F: Float>(
+        &self,
+        stats: &GradStats<F>,
+        n_total: usize,
+        past: &NoiseAverage,
+        projected: Option<f64>,
+    ) -> bool {
+        let Some(ip) = &self.inner_product else {
+            return self.passes_averaged(stats, n_total, past);
+        };
+        let n = stats.count();
+        n >= n_total || ip.passes(self, stats, projected, self.phi(n, n_total))
     }
 
     /// [`passes`](Self::passes), or with `smoothing` > 0 the test of the averages `past` with

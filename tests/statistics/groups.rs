@@ -155,7 +155,7 @@ fn the_test_passes_as_often_with_groups() {
 }
 
 /// A bundled model seen only through batch means, as a framework would show it.
-struct MeansOnly<O>(O);
+pub(crate) struct MeansOnly<O>(pub(crate) O);
 
 impl<F: Float, O: Objective<F>> BatchObjective<F> for MeansOnly<O> {
     fn n_samples(&self) -> usize {

@@ -6,6 +6,7 @@
 mod common;
 
 mod groups;
+mod inner_product;
 mod noise_scale;
 mod norm_test;
 mod precision;

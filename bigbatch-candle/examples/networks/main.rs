@@ -64,9 +64,8 @@ use std::time::Instant;
 
 use bigbatch::observe::from_fn;
 use bigbatch::{
-    Adadelta, Adam, Armijo, BatchMode, BatchSchedule, BatchScaled, BigBatchSgd,
-    BigBatchSgdBuilder, Fixed, GainScaled, Groups, IterView, Lbfgs, Momentum, Objective,
-    StepIncrease, StepRule,
+    Adadelta, Adam, Armijo, BatchMode, BatchScaled, BatchSchedule, BigBatchSgd, BigBatchSgdBuilder,
+    Fixed, GainScaled, Groups, IterView, Lbfgs, Momentum, Objective, StepIncrease, StepRule,
 };
 use bigbatch_candle::{CandleModel, idx};
 use candle_core::{DType, Device, Tensor, Var};
