@@ -138,6 +138,7 @@ pub(crate) fn targets(methods: &BTreeMap<String, Curves>) {
     let reference = baselines
         .iter()
         .filter_map(|r| at(r, 20.0))
+        .filter(|l| l.batch == 32)
         .find_map(|l| l.steps);
     if let Some(smallest) = ends.iter().map(|l| l.batch).min() {
         print!("; final batch ≥ {:.1}× the first", smallest as f64 / 32.0);
