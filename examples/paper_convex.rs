@@ -26,7 +26,8 @@ use std::time::Instant;
 use bigbatch::data::{Dataset, Features, load_libsvm};
 use bigbatch::models::{Huber, LeastSquares, Logistic};
 use bigbatch::{
-    Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, GrowthRule, NewtonCg, Objective, data::datasets,
+    Armijo, BarzilaiBorwein, BigBatchSgd, Fixed, GrowthRule, InnerProductTest, NewtonCg, Objective,
+    data::datasets,
 };
 use support::{Curve, big_batch_curve, plot, reference_optimum, tuned_adabatch, tuned_sgd};
 
@@ -262,6 +263,42 @@ fn run_model<O: Objective<f64>>(
                     .build()?;
                 Ok(vec![big_batch_curve(
                     "big batch stream preset",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch, inner-product test (the paper's preset)",
+            Box::new(move |m, seed, f| {
+                let mut opt = BigBatchSgd::paper()
+                    .seed(seed)
+                    .max_epochs(epochs)
+                    .tolerance(0.0)
+                    .theta(0.9)
+                    .inner_product(InnerProductTest::new())
+                    .build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch inner product",
+                    m,
+                    &mut opt,
+                    f,
+                )?])
+            }),
+        ),
+        (
+            "big batch, inner-product and orthogonality tests (the paper's preset)",
+            Box::new(move |m, seed, f| {
+                let mut opt = BigBatchSgd::paper()
+                    .seed(seed)
+                    .max_epochs(epochs)
+                    .tolerance(0.0)
+                    .theta(0.9)
+                    .inner_product(InnerProductTest::new().orthogonality(5.84))
+                    .build()?;
+                Ok(vec![big_batch_curve(
+                    "big batch inner product + orthogonality",
                     m,
                     &mut opt,
                     f,

@@ -580,3 +580,102 @@ fn least_squares_reaches_the_closed_form_optimum() {
     let expected = x.dot(&r.w);
     assert!(max_abs_diff(&model.predict(&r.w), &expected) < 1e-12);
 }
+
+/// Runs the schedule and both tests of the inner products on `model`: each lowers the loss.
+fn tests_and_schedule_run<F: Float, O: Objective<F>>(name: &str, model: &O) {
+    let all: Vec<usize> = (0..model.n_samples()).collect();
+    // Small seeded weights: zero is a saddle point of a network.
+    let mut r = rng(7);
+    let w0: Array1<F> = (0..model.dim())
+        .map(|_| F::from_f64(r.random::<f64>() - 0.5))
+        .collect();
+    let start = model.batch_loss(&w0, &all).as_f64();
+    let runs = [
+        (
+            "inner product",
+            BigBatchSgd::paper()
+                .theta(0.5)
+                .inner_product(InnerProductTest::new())
+                .max_epochs(10.0)
+                .build()
+                .unwrap()
+                .minimize(model, w0.clone()),
+        ),
+        (
+            "inner product and orthogonality",
+            BigBatchSgd::paper()
+                .theta(0.5)
+                .inner_product(InnerProductTest::new().orthogonality(2.0))
+                .max_epochs(10.0)
+                .build()
+                .unwrap()
+                .minimize(model, w0.clone()),
+        ),
+    ];
+    for (what, report) in runs {
+        let report = report.unwrap();
+        assert!(
+            report.loss.as_f64() < 0.9 * start,
+            "{name}, {what}: {} from {start}",
+            report.loss.as_f64()
+        );
+    }
+    let report = BigBatchSgd::builder()
+        .batch_mode(BatchMode::Fresh)
+        .initial_batch(16)
+        .schedule(BatchSchedule::new(2.0, 2.0))
+        .step(BatchScaled::new(Fixed::new(0.02)).reference_batch(16))
+        .tolerance(0.0)
+        .max_epochs(10.0)
+        .build()
+        .unwrap()
+        .minimize(model, w0.clone())
+        .unwrap();
+    assert!(
+        report.loss.as_f64() < 0.9 * start,
+        "{name}, schedule: {} from {start}",
+        report.loss.as_f64()
+    );
+    assert_eq!(
+        report.batch_size,
+        16 * 16,
+        "{name}: 4 doublings before 10 epochs"
+    );
+}
+
+fn every_bundled_model_runs_the_new_tests_and_the_schedule<F: Float>() {
+    let (n, d) = (1200, 6);
+    let x = features(2, n, d);
+    let w_true = array![1.0, -2.0, 0.5, 0.0, 3.0, -1.0];
+    let z = x.dot(&w_true);
+    let y_real = z.mapv(|v| v + 0.3 * (v * 7.0).sin());
+    let y_sign = z.mapv(|v| if v > 0.0 { 1.0 } else { -1.0 });
+    let y_class = z.mapv(|v| {
+        if v < -1.0 {
+            0.0
+        } else if v < 1.0 {
+            1.0
+        } else {
+            2.0
+        }
+    });
+    let [ls, _] = datasets::<F>(&x, &y_real);
+    let [lg, _] = datasets::<F>(&x, &y_sign);
+    let [hb, _] = datasets::<F>(&x, &y_real);
+    let [sm, _] = datasets::<F>(&x, &y_class);
+    let [_, mlp] = datasets::<F>(&x, &y_class);
+    tests_and_schedule_run("least squares", &LeastSquares::new(ls, 1e-3).unwrap());
+    tests_and_schedule_run("logistic", &Logistic::new(lg, 1e-3).unwrap());
+    tests_and_schedule_run("huber", &Huber::new(hb, 0.5, 1e-3).unwrap());
+    tests_and_schedule_run("softmax", &Softmax::new(sm, 3, 1e-3).unwrap());
+    tests_and_schedule_run(
+        "mlp (sparse rows)",
+        &Mlp::new(mlp, 3, &[5], Activation::Tanh, 1e-3).unwrap(),
+    );
+}
+
+#[test]
+fn every_bundled_model_runs_the_new_tests_and_the_schedule_f64_and_f32() {
+    every_bundled_model_runs_the_new_tests_and_the_schedule::<f64>();
+    every_bundled_model_runs_the_new_tests_and_the_schedule::<f32>();
+}
