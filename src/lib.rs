@@ -80,7 +80,8 @@
 //! instead).
 //! [`BigBatchSgd::paper`] gives the paper's: fresh batches, 10 % growth, Armijo steps along
 //! `−g_B`. New update rules implement [`StepRule`]: a rule may replace the
-//! direction as well as choose the length.
+//! direction as well as choose the length. [`InnerProductTest`] replaces the norm test on
+//! fresh batches, and [`BatchSchedule`] replaces the test by AdaBatch's fixed schedule.
 //!
 //! # Watching and stopping
 //! [`minimize_with`](BigBatchSgd::minimize_with) hands an [`IterRecord`] per
@@ -100,6 +101,12 @@
 //! of 256 rows on every core and merge them along a fixed tree ([`parallel`]), so the result
 //! does not depend on the number of threads. Set it per computation with
 //! `parallel::Threads::new(n)?.install(|| ...)`, or for the process with `RAYON_NUM_THREADS`.
+//!
+//! # Streams
+//! [`stream`] runs the method on samples that arrive instead of a finite sum in memory
+//! ([`BigBatchSgd::minimize_stream`]): a generator ([`stream::from_fn`]) or a LIBSVM file read
+//! a chunk at a time ([`stream::LibsvmStream`]), each batch new samples, memory bounded by the
+//! largest batch, and [`BigBatchSgd::stream`] the configuration for it.
 //!
 //! # More than one machine
 //! [`distributed`] splits the samples across workers: threads of one process

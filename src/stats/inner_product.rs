@@ -51,7 +51,7 @@ use crate::float::Float;
 ///
 /// # Example
 /// ```
-/// use bigbatch::{BatchMode, BigBatchSgd, InnerProductTest};
+/// use bigbatch::{BigBatchSgd, InnerProductTest};
 /// let opt = BigBatchSgd::paper()
 ///     .theta(0.9)
 ///     .inner_product(InnerProductTest::new().orthogonality(5.84))

@@ -18,6 +18,7 @@
 //! | [`Adadelta`] | `−√(E[Δ²] + ε)/√(E[g²] + ε) ⊙ g_B`, no learning rate (the paper's network rule) | none |
 //! | [`Momentum`] | heavy ball, `v ← μv + g_B`, `w ← w − αv`, a constant α | none |
 //! | [`GainScaled`] | another rule's direction lengthened by the batch's gain ratio, to a power | none |
+//! | [`BatchScaled`] | another rule's direction times `(n/b0)^p`: the linear scaling rule of AdaBatch's schedule at `p = 1` | none |
 //! | [`NewtonCg`] | `d ≈ −H_S⁻¹ g_B` by CG, `H_S` the Hessian of a tenth of the batch; unit step, Armijo (c = 1e-4) | a pass over the subsample per Hessian-vector product (at most `min(100, dim)`), one to prepare |
 //! | [`Switch`] | one rule while the batch is a sample, another once it is whole (the [`newton`](crate::BigBatchSgd::newton) preset: L-BFGS, then Newton-CG) | that of the rule in use |
 //!

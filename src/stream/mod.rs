@@ -21,7 +21,7 @@
 //!   finite-population correction (the population is infinite) and no full batch.
 //! - **What works on it**: every step rule that needs no persistent batch and no Hessian
 //!   (fixed, Armijo, Adadelta, Adam, Barzilai–Borwein, L-BFGS on fresh batches); batches are
-//!   [`BatchMode::Fresh`](crate::BatchMode::Fresh), and a persistent batch is refused.
+//!   [`BatchMode::Fresh`], and a persistent batch is refused.
 //!   Line searches evaluate trial losses on the batch held in memory. A model's losses along
 //!   lines and Hessian products are not used (each batch is a new model).
 //! - **The report's loss** is the mean loss at the final iterate of the samples held at the
