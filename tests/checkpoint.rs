@@ -165,7 +165,8 @@ fn all_configurations<F: Float + Serialize + DeserializeOwned>() {
         },
         &logistic,
     );
-    // The network preset: the test's averages over iterations travel with the run state.
+    // The network preset: the test's averages over iterations and the average of the iterates
+    // travel with the run state.
     resumed_equals_uninterrupted(
         "network",
         || {

@@ -24,6 +24,7 @@ use super::config::{BatchMode, BatchSchedule, BigBatchSgd, GrowthRule};
 /// | `max_iterations` | budget of steps, ≥ 1 | 100 000 |
 /// | `schedule` | a [`BatchSchedule`] in place of the test | none |
 /// | `max_samples` | budget of gradient evaluations, ≥ 1 (required on a stream) | none |
+/// | `average_iterates` | horizon `h` of the average of the iterates, epochs | off |
 /// | `seed` | seed of the sampling | 0 |
 /// | `step` | the [`StepRule`] | [`Lbfgs`] |
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +64,17 @@ impl<S> BigBatchSgdBuilder<S> {
     /// test's θ, on fresh batches ([`InnerProductTest`](crate::InnerProductTest)). Default none.
     pub fn inner_product(mut self, test: crate::InnerProductTest) -> Self {
         self.inner.test.inner_product = Some(test);
+        self
+    }
+    /// Averages the iterates: after a step on a batch of `n` samples the average moves towards
+    /// the new iterate by `1 − exp(−n/(h·N))`, an exponential average over about the last `h`
+    /// epochs of samples (`h` samples on a stream; `h` > 0 and finite). Observers see it
+    /// ([`IterView::average`](crate::IterView::average)) and the report returns it as `w`,
+    /// with its loss, and the last iterate beside it. A constant step on noisy gradients leaves
+    /// the iterate oscillating about the optimum; the average removes much of that without a
+    /// schedule. Default off.
+    pub fn average_iterates(mut self, horizon: f64) -> Self {
+        self.inner.averaging = Some(horizon);
         self
     }
     /// A fixed schedule of batch sizes in place of the big-batch test ([`BatchSchedule`]: the
@@ -160,6 +172,7 @@ impl<S> BigBatchSgdBuilder<S> {
             seed,
             stop,
             schedule,
+            averaging,
             step: _,
         } = self.inner;
         BigBatchSgdBuilder {
@@ -172,6 +185,7 @@ impl<S> BigBatchSgdBuilder<S> {
                 seed,
                 stop,
                 schedule,
+                averaging,
                 step,
             },
         }
@@ -197,6 +211,9 @@ impl<S> BigBatchSgdBuilder<S> {
         check::positive("growth", opt.growth)?;
         if let Some(schedule) = &opt.schedule {
             schedule.validate()?;
+        }
+        if let Some(h) = opt.averaging {
+            check::positive("average_iterates", h)?;
         }
         if opt.test.inner_product.is_some() && opt.batch_mode != BatchMode::Fresh {
             return Err(Error::invalid(

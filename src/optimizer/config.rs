@@ -273,6 +273,9 @@ pub struct BigBatchSgd<S = Lbfgs> {
     pub(crate) stop: StopCriteria,
     #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) schedule: Option<BatchSchedule>,
+    /// The horizon of the average of the iterates, in epochs (samples on a stream).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) averaging: Option<f64>,
     pub(crate) step: S,
 }
 
@@ -304,6 +307,10 @@ impl<S> BigBatchSgd<S> {
     /// The tolerances and budgets.
     pub fn stop_criteria(&self) -> &StopCriteria {
         &self.stop
+    }
+    /// The horizon of the average of the iterates, if they are averaged.
+    pub fn averaging(&self) -> Option<f64> {
+        self.averaging
     }
     /// The schedule of batch sizes that replaces the test, if any.
     pub fn schedule(&self) -> Option<&BatchSchedule> {

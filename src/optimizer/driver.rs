@@ -80,12 +80,18 @@ impl<S: StepRule> BigBatchSgd<S> {
                 record: &record,
                 w: &run.w,
                 batch: run.sampler.batch(),
+                average: run.average.as_ref(),
             };
             if observer.on_iter(&view).is_break() {
                 break StopReason::Observer;
             }
         };
-        let loss = final_loss(objective, &mut run, feed)?;
+        let average = run.average.take();
+        let loss = match &average {
+            Some(average) => average_loss(objective, &mut run, average, feed)?,
+            None => final_loss(objective, &mut run, feed)?,
+        };
+        let last_iterate = average.as_ref().map(|_| run.w.clone());
         Ok(Report {
             epochs: run.epochs(),
             data_passes: run.data_passes(),
@@ -97,7 +103,8 @@ impl<S: StepRule> BigBatchSgd<S> {
             grad_norm_sq: F::from_f64(run.last_grad_norm_sq),
             non_finite_trials: run.eval.non_finite_trials(),
             stop,
-            w: run.w,
+            last_iterate,
+            w: average.unwrap_or(run.w),
         })
     }
 
@@ -199,6 +206,9 @@ impl<S: StepRule> BigBatchSgd<S> {
             run.eval.adopt(&run.work.next);
             std::mem::swap(&mut run.w, &mut run.work.next);
         }
+        if let Some(h) = self.averaging {
+            update_average(run, h, record.batch_size);
+        }
         run.iteration += 1;
         Ok(Outcome::Stepped(record))
     }
@@ -216,6 +226,43 @@ fn batch_loss<F: Float, O: Objective<F> + ?Sized>(
     {
         Some(loss) if !loss.is_finite() => Err(Error::non_finite("loss", run.iteration)),
         loss => Ok(loss),
+    }
+}
+
+/// Moves the average of the iterates towards `w` by `1 − exp(−n/(h·N))` for a step on `n`
+/// samples (`h` samples on a stream); the first step's iterate starts it.
+fn update_average<F: Float>(run: &mut RunState<F>, h: f64, n: usize) {
+    let span = if run.n_samples == crate::stream::UNBOUNDED {
+        h
+    } else {
+        h * run.n_samples as f64
+    };
+    let weight = F::from_f64(1.0 - (-(n as f64) / span).exp());
+    match run.average.as_mut() {
+        None => run.average = Some(run.w.clone()),
+        Some(avg) => Zip::from(avg)
+            .and(&run.w)
+            .for_each(|a, &w| *a += weight * (w - *a)),
+    }
+}
+
+/// The full objective at the average of the iterates (one loss pass; on a stream, over the
+/// samples held).
+fn average_loss<F: Float, O: Objective<F> + ?Sized>(
+    objective: &O,
+    run: &mut RunState<F>,
+    average: &Array1<F>,
+    feed: Feed<'_>,
+) -> Result<F> {
+    let all: Vec<usize> = feed.map(|f| f.held()).unwrap_or(0..run.n_samples).collect();
+    let loss = run.eval.final_loss(objective, average, &all);
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(
+            Error::non_finite("loss at the average of the iterates", run.iteration)
+                .with_iterate(&run.last_good),
+        )
     }
 }
 

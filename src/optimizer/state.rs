@@ -38,6 +38,9 @@ pub struct RunState<F> {
     /// The averages of the test's estimates over iterations (with `smoothing` > 0).
     #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) noise_average: NoiseAverage,
+    /// The average of the iterates (with `average_iterates`), once a step was taken.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) average: Option<Array1<F>>,
     pub(crate) last_good: Array1<F>,
     #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) work: Work<F>,
@@ -75,6 +78,7 @@ impl<F: Float> RunState<F> {
             eval: Evaluator::new(w.len()),
             forced_growth: false,
             noise_average: NoiseAverage::default(),
+            average: None,
             last_good: w.clone(),
             work: Work::default(),
             w,
@@ -189,6 +193,11 @@ impl<F: Float> RunState<F> {
         } else {
             count as f64 / self.n_samples as f64
         }
+    }
+    /// The average of the iterates so far (with
+    /// [`average_iterates`](crate::BigBatchSgdBuilder::average_iterates), after the first step).
+    pub fn average(&self) -> Option<&Array1<F>> {
+        self.average.as_ref()
     }
     /// The batch size the next iteration starts from.
     pub fn batch_size(&self) -> usize {

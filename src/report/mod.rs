@@ -104,11 +104,16 @@ pub struct IterRecord<F> {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Report<F> {
-    /// The final iterate.
+    /// The final iterate; with
+    /// [`average_iterates`](crate::BigBatchSgdBuilder::average_iterates), the average of the
+    /// iterates (the last one is `last_iterate`).
     pub w: Array1<F>,
-    /// The full objective `ℓ(w)` at the final iterate (one pass of loss evaluations, counted
+    /// The full objective `ℓ(w)` at `w` (one pass of loss evaluations, counted
     /// in `loss_evals`).
     pub loss: F,
+    /// With [`average_iterates`](crate::BigBatchSgdBuilder::average_iterates), the last
+    /// iterate, which `w` averages; `None` without.
+    pub last_iterate: Option<Array1<F>>,
     /// The number of steps taken.
     pub iterations: usize,
     /// Per-sample gradient evaluations (batch draws, growth, and any a step rule needed).

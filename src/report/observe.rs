@@ -18,6 +18,9 @@ pub struct IterView<'a, F> {
     pub w: &'a Array1<F>,
     /// The indices of the batch the step was computed on.
     pub batch: &'a [usize],
+    /// The average of the iterates so far, with
+    /// [`average_iterates`](crate::BigBatchSgdBuilder::average_iterates); `None` without.
+    pub average: Option<&'a Array1<F>>,
 }
 
 /// Receives every iteration of a run and may stop it.

@@ -199,3 +199,111 @@ fn noisy_ridge_default_settings_f64() {
 fn noisy_ridge_default_settings_f32() {
     noisy_ridge_default_settings::<f32>(1e-8, 1e-4);
 }
+
+/// The average of the iterates follows its formula, observers see it, and the report returns
+/// it with its loss and the last iterate beside it.
+fn the_average_of_the_iterates<F: Float>() {
+    let p = ridge::<F>(12, 2000, 4, 1.0, 1e-2);
+    let h = 0.5;
+    let mut seen: Vec<(Array1<F>, usize, Array1<F>)> = Vec::new();
+    let mut observer = from_fn(|v: &IterView<'_, F>| {
+        let avg = v.average.expect("averaging is on").clone();
+        seen.push((v.w.clone(), v.record.batch_size, avg));
+        ControlFlow::Continue(())
+    });
+    let report = BigBatchSgd::paper()
+        .average_iterates(h)
+        .seed(3)
+        .max_epochs(8.0)
+        .tolerance(0.0)
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(4), &mut observer)
+        .unwrap();
+    // Recomputed from the iterates, with the same operations: the same bits.
+    let mut avg: Option<Array1<F>> = None;
+    for (w, n, seen_avg) in &seen {
+        let weight = F::from_f64(1.0 - (-(*n as f64) / (h * 2000.0)).exp());
+        avg = Some(match avg {
+            None => w.clone(),
+            Some(mut a) => {
+                ndarray::Zip::from(&mut a)
+                    .and(w)
+                    .for_each(|a, &w| *a += weight * (w - *a));
+                a
+            }
+        });
+        assert_eq!(avg.as_ref().unwrap(), seen_avg);
+    }
+    assert_eq!(
+        &report.w,
+        avg.as_ref().unwrap(),
+        "the report returns the average"
+    );
+    assert_eq!(report.last_iterate.as_ref(), Some(&seen.last().unwrap().0));
+    let all: Vec<usize> = (0..2000).collect();
+    assert_eq!(
+        report.loss.as_f64().to_bits(),
+        p.batch_loss(&report.w, &all).as_f64().to_bits(),
+        "the loss is the average's"
+    );
+    // Off by default: nothing averaged, nothing beside the iterate.
+    let mut none = true;
+    let mut observer = from_fn(|v: &IterView<'_, F>| {
+        none &= v.average.is_none();
+        ControlFlow::Continue(())
+    });
+    let plain = BigBatchSgd::paper()
+        .seed(3)
+        .max_epochs(8.0)
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(4), &mut observer)
+        .unwrap();
+    assert!(none && plain.last_iterate.is_none());
+}
+
+#[test]
+fn the_average_of_the_iterates_f64_and_f32() {
+    the_average_of_the_iterates::<f64>();
+    the_average_of_the_iterates::<f32>();
+}
+
+#[test]
+fn the_average_removes_the_noise_a_constant_step_leaves() {
+    // Batches of 16 that never grow and a constant step: the iterate wanders at a noise
+    // floor about the optimum, and its average over the last epoch sits much closer.
+    let p = ridge::<f64>(13, 4000, 5, 2.0, 1e-2);
+    let optimum = p.optimum();
+    let report = BigBatchSgd::builder()
+        .batch_mode(BatchMode::Fresh)
+        .initial_batch(16)
+        .schedule(BatchSchedule::new(2.0, 1e9))
+        .step(Fixed::new(0.1))
+        .average_iterates(1.0)
+        .tolerance(0.0)
+        .max_epochs(20.0)
+        .build()
+        .unwrap()
+        .minimize(&p, Array1::zeros(5))
+        .unwrap();
+    let last = max_abs_diff(report.last_iterate.as_ref().unwrap(), &optimum);
+    let averaged = max_abs_diff(&report.w, &optimum);
+    assert!(
+        averaged < last / 3.0,
+        "average {averaged} against last {last}"
+    );
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = BigBatchSgd::builder()
+            .average_iterates(bad)
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::InvalidParameter {
+                name: "average_iterates",
+                ..
+            }
+        ));
+    }
+}

@@ -145,7 +145,9 @@ pub(crate) fn train<
             let seconds = start.elapsed().as_secs_f64() - evaluating;
             let t = Instant::now();
             let measured = (|| -> Res<(f64, f64)> {
-                let (test, train) = model.at(v.w, || -> candle_core::Result<_> {
+                // The point the run would return: the average of the iterates if it keeps one.
+                let point = v.average.unwrap_or(v.w);
+                let (test, train) = model.at(point, || -> candle_core::Result<_> {
                     Ok((
                         net.measure(&task.test.0, &task.test.1)?,
                         net.measure(&task.x, &task.y)?,
