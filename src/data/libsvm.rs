@@ -114,14 +114,7 @@ pub(crate) fn read_rows<F: Float, R: Read>(
     keep: impl Fn(usize) -> bool,
 ) -> Result<Rows<F>> {
     let mut reader = BufReader::new(reader);
-    let mut rows = Rows {
-        indptr: vec![0],
-        indices: Vec::new(),
-        values: Vec::new(),
-        targets: Vec::new(),
-        max_index: 0,
-        sample_lines: 0,
-    };
+    let mut rows = Rows::empty();
     let mut bytes = Vec::new();
     for line_no in 1.. {
         bytes.clear();
@@ -171,13 +164,18 @@ impl<F: Float> Rows<F> {
         self.targets.len()
     }
 
-    /// Appends a row from its parts.
-    pub(crate) fn push(&mut self, target: F, indices: &[usize], values: &[F]) {
+    /// Appends a row from its parts, with a last entry of 1 in column `bias` if given (past
+    /// every index of the row).
+    pub(crate) fn push(&mut self, target: F, indices: &[usize], values: &[F], bias: Option<usize>) {
         self.indices.extend_from_slice(indices);
         self.values.extend_from_slice(values);
+        if let Some(col) = bias {
+            self.indices.push(col);
+            self.values.push(F::one());
+        }
         self.indptr.push(self.indices.len());
         self.targets.push(target);
-        if let Some(&last) = indices.last() {
+        if let Some(last) = bias.or(indices.last().copied()) {
             self.max_index = self.max_index.max(last + 1);
         }
     }

@@ -177,9 +177,6 @@ impl<S: StepRule> BigBatchSgd<S> {
             }
             run.sampler.prefix(known);
             let new = run.sampler.prefix(size);
-            if !supplied(feed, new, known == 0, &mut run.rng)? {
-                return Ok(None);
-            }
             if !new.is_empty() {
                 if known > 0 {
                     // The batch grew after a step that left `w` unchanged: keep the previous

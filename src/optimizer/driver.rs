@@ -87,10 +87,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             }
         };
         let average = run.average.take();
-        let loss = match &average {
-            Some(average) => average_loss(objective, &mut run, average, feed)?,
-            None => final_loss(objective, &mut run, feed)?,
-        };
+        let loss = final_loss(objective, &mut run, feed, average.as_ref())?;
         let last_iterate = average.as_ref().map(|_| run.w.clone());
         Ok(Report {
             epochs: run.epochs(),
@@ -246,26 +243,6 @@ fn update_average<F: Float>(run: &mut RunState<F>, h: f64, n: usize) {
     }
 }
 
-/// The full objective at the average of the iterates (one loss pass; on a stream, over the
-/// samples held).
-fn average_loss<F: Float, O: Objective<F> + ?Sized>(
-    objective: &O,
-    run: &mut RunState<F>,
-    average: &Array1<F>,
-    feed: Feed<'_>,
-) -> Result<F> {
-    let all: Vec<usize> = feed.map(|f| f.held()).unwrap_or(0..run.n_samples).collect();
-    let loss = run.eval.final_loss(objective, average, &all);
-    if loss.is_finite() {
-        Ok(loss)
-    } else {
-        Err(
-            Error::non_finite("loss at the average of the iterates", run.iteration)
-                .with_iterate(&run.last_good),
-        )
-    }
-}
-
 /// What an objective offers beyond its methods, asked for once per run: losses along lines
 /// ([`Objective::line`]) and Hessian-vector products ([`Objective::curvature`]).
 pub(super) struct Capabilities<'o, F> {
@@ -305,34 +282,43 @@ fn move_to<F: Float>(next: &mut Array1<F>, w: &Array1<F>, d: &Array1<F>, alpha: 
 /// The full objective at the final iterate: known already if the statistics of every sample
 /// there are (a full batch drawn there, or kept from the accepted first trial of a full-batch
 /// line search) or if a full-batch line search computed the loss there; otherwise one loss
-/// pass. On a stream, the mean loss there of the samples it holds (the last batch read).
+/// pass. On a stream, the mean loss there of the samples it holds (the last batch read). At
+/// the `average` of the iterates, if the run keeps one, always one pass.
 fn final_loss<F: Float, O: Objective<F> + ?Sized>(
     objective: &O,
     run: &mut RunState<F>,
     feed: Feed<'_>,
+    average: Option<&Array1<F>>,
 ) -> Result<F> {
     let held = feed.map(|f| f.held());
     let n = held.as_ref().map_or(run.n_samples, |h| h.len());
     let known = run
         .eval
         .valid_stats()
-        .filter(|stats| stats.count() == n)
+        .filter(|stats| stats.count() == n && average.is_none())
         .and_then(|stats| stats.loss())
-        .or_else(|| run.eval.loss_at_w(n).filter(|_| held.is_none()));
+        .or_else(|| {
+            run.eval
+                .loss_at_w(n)
+                .filter(|_| held.is_none() && average.is_none())
+        });
     let loss = match known {
         Some(loss) => loss,
         None => {
             let all: Vec<usize> = held.unwrap_or(0..run.n_samples).collect();
-            run.eval.final_loss(objective, &run.w, &all)
+            run.eval
+                .final_loss(objective, average.unwrap_or(&run.w), &all)
         }
     };
     if loss.is_finite() {
         Ok(loss)
     } else {
-        Err(
-            Error::non_finite("loss at the final iterate", run.iteration)
-                .with_iterate(&run.last_good),
-        )
+        let what = if average.is_some() {
+            "loss at the average of the iterates"
+        } else {
+            "loss at the final iterate"
+        };
+        Err(Error::non_finite(what, run.iteration).with_iterate(&run.last_good))
     }
 }
 

@@ -215,16 +215,7 @@ impl<F: Float> Out<F> {
     /// Appends a row, with a last column of ones if `bias`.
     fn push(&mut self, target: F, indices: &[usize], values: &[F], bias: Option<usize>) {
         match self {
-            Out::Sparse(rows) => match bias {
-                Some(col) => {
-                    let mut idx = indices.to_vec();
-                    let mut val = values.to_vec();
-                    idx.push(col);
-                    val.push(F::one());
-                    rows.push(target, &idx, &val);
-                }
-                None => rows.push(target, indices, values),
-            },
+            Out::Sparse(rows) => rows.push(target, indices, values, bias),
             Out::Dense {
                 values: out,
                 targets,

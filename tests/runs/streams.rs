@@ -9,10 +9,10 @@ use bigbatch::data::{Dataset, load_libsvm};
 use bigbatch::models::{LeastSquares, Logistic};
 use bigbatch::stream::{self, LibsvmStream, SampleStream};
 use bigbatch::{
-    Adadelta, Armijo, BatchMode, BigBatchSgd, Error, Fixed, Float, GradStats, Lbfgs, NewtonCg,
-    Objective, StopReason,
+    Adadelta, Armijo, BatchMode, BigBatchSgd, Error, Fixed, Float, Lbfgs, NewtonCg, Objective,
+    StopReason,
 };
-use ndarray::{Array1, Array2, ArrayRef1};
+use ndarray::{Array1, Array2};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -54,6 +54,17 @@ fn fresh() -> bigbatch::BigBatchSgdBuilder<Armijo> {
 }
 
 const W_STAR: [f64; 4] = [1.0, -2.0, 0.5, 3.0];
+
+/// `opt` on the linear stream of `W_STAR`, unregularized, from zero.
+fn on_the_line<S: bigbatch::StepRule>(
+    mut opt: BigBatchSgd<S>,
+) -> bigbatch::Result<bigbatch::Report<f64>> {
+    opt.minimize_stream(
+        linear::<f64>(&W_STAR, 1.0, None),
+        |c| LeastSquares::new(c, 0.0),
+        Array1::zeros(4),
+    )
+}
 
 fn distance<F: Float>(w: &Array1<F>, target: &[f64]) -> f64 {
     w.iter()
@@ -130,21 +141,10 @@ fn memory_holds_one_batch() {
             self.live.set((now - self.n, peak));
         }
     }
-    impl Objective for Tracked {
-        fn n_samples(&self) -> usize {
-            self.inner.n_samples()
-        }
-        fn dim(&self) -> usize {
-            self.inner.dim()
-        }
-        fn sample_loss(&self, w: &ArrayRef1<f64>, i: usize) -> f64 {
-            self.inner.sample_loss(w, i)
-        }
-        fn sample_gradient(&self, w: &ArrayRef1<f64>, i: usize, g: &mut ArrayRef1<f64>) {
-            self.inner.sample_gradient(w, i, g)
-        }
-        fn batch_gradient(&self, w: &ArrayRef1<f64>, batch: &[usize], stats: &mut GradStats<f64>) {
-            self.inner.batch_gradient(w, batch, stats)
+    impl bigbatch::Forward<f64> for Tracked {
+        type Inner = LeastSquares<f64>;
+        fn inner(&self) -> &LeastSquares<f64> {
+            &self.inner
         }
     }
     let live = Rc::new(Cell::new((0usize, 0usize)));
@@ -164,11 +164,11 @@ fn memory_holds_one_batch() {
                 let n = inner.n_samples();
                 let (now, peak) = live.get();
                 live.set((now + n, peak.max(now + n)));
-                Ok(Tracked {
+                Ok(bigbatch::Forwarded(Tracked {
                     inner,
                     n,
                     live: live.clone(),
-                })
+                }))
             },
             Array1::zeros(4),
             &mut observer,
@@ -191,12 +191,8 @@ fn budgets_and_the_end_of_a_stream() {
         .tolerance(0.0)
         .max_samples(20_000)
         .build()
+        .map(on_the_line)
         .unwrap()
-        .minimize_stream(
-            linear::<f64>(&W_STAR, 1.0, None),
-            |c| LeastSquares::new(c, 0.0),
-            Array1::zeros(4),
-        )
         .unwrap();
     assert_eq!(report.stop, StopReason::EpochBudget);
     assert!(report.grad_evals <= 20_000 && report.grad_evals > 10_000);
@@ -274,32 +270,20 @@ fn step_rules_on_a_stream() {
             .step(Fixed::new(0.5))
             .max_samples(100_000)
             .build()
-            .unwrap()
-            .minimize_stream(
-                linear::<f64>(&W_STAR, 1.0, None),
-                |c| LeastSquares::new(c, 0.0),
-                Array1::zeros(4),
-            ),
+            .map(on_the_line)
+            .unwrap(),
         fresh()
             .step(bigbatch::BarzilaiBorwein::new())
             .max_samples(100_000)
             .build()
-            .unwrap()
-            .minimize_stream(
-                linear::<f64>(&W_STAR, 1.0, None),
-                |c| LeastSquares::new(c, 0.0),
-                Array1::zeros(4),
-            ),
+            .map(on_the_line)
+            .unwrap(),
         fresh()
             .step(Adadelta::new())
             .max_samples(100_000)
             .build()
-            .unwrap()
-            .minimize_stream(
-                linear::<f64>(&W_STAR, 1.0, None),
-                |c| LeastSquares::new(c, 0.0),
-                Array1::zeros(4),
-            ),
+            .map(on_the_line)
+            .unwrap(),
     ] {
         // Adadelta's step does not grow with the batch: it ends at its own noise floor.
         let report = report.unwrap();
@@ -310,12 +294,8 @@ fn step_rules_on_a_stream() {
         .step(NewtonCg::new())
         .max_samples(10_000)
         .build()
+        .map(on_the_line)
         .unwrap()
-        .minimize_stream(
-            linear::<f64>(&W_STAR, 1.0, None),
-            |c| LeastSquares::new(c, 0.0),
-            Array1::zeros(4),
-        )
         .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
 }
