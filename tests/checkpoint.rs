@@ -165,8 +165,8 @@ fn all_configurations<F: Float + Serialize + DeserializeOwned>() {
         },
         &logistic,
     );
-    // The network preset: the test's averages over iterations and the average of the iterates
-    // travel with the run state.
+    // The network preset: the test's averages over iterations, the average of the iterates and
+    // the fast iterate of its interpolated gradients travel with the run state.
     resumed_equals_uninterrupted(
         "network",
         || {

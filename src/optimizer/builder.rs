@@ -25,6 +25,7 @@ use super::config::{BatchMode, BatchSchedule, BigBatchSgd, GrowthRule};
 /// | `schedule` | a [`BatchSchedule`] in place of the test | none |
 /// | `max_samples` | budget of gradient evaluations, ≥ 1 (required on a stream) | none |
 /// | `average_iterates` | horizon `h` of the average of the iterates, epochs | off |
+/// | `interpolate` | β in [0, 1): gradients at `(1 − β)·iterate + β·average` | 0 |
 /// | `seed` | seed of the sampling | 0 |
 /// | `step` | the [`StepRule`] | [`Lbfgs`] |
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +76,17 @@ impl<S> BigBatchSgdBuilder<S> {
     /// schedule. Default off.
     pub fn average_iterates(mut self, horizon: f64) -> Self {
         self.inner.averaging = Some(horizon);
+        self
+    }
+    /// With averaged iterates, evaluates the gradients at `y = (1 − β) z + β x`, between the
+    /// iterate `z` that the steps move and the average `x` of the `z`s: the interpolation of
+    /// schedule-free methods (Defazio et al. 2024), with the exponential average of
+    /// [`average_iterates`](Self::average_iterates) in place of their uniform one. A step
+    /// computed at `y` moves `z`; `y` is the point observers see as `w` and the report as
+    /// `last_iterate`, and the report returns `x`. β in [0, 1), and above 0 only with
+    /// averaged iterates; default 0, where the gradients are evaluated at `z` itself.
+    pub fn interpolate(mut self, beta: f64) -> Self {
+        self.inner.interpolation = beta;
         self
     }
     /// A fixed schedule of batch sizes in place of the big-batch test ([`BatchSchedule`]: the
@@ -173,6 +185,7 @@ impl<S> BigBatchSgdBuilder<S> {
             stop,
             schedule,
             averaging,
+            interpolation,
             step: _,
         } = self.inner;
         BigBatchSgdBuilder {
@@ -186,6 +199,7 @@ impl<S> BigBatchSgdBuilder<S> {
                 stop,
                 schedule,
                 averaging,
+                interpolation,
                 step,
             },
         }
@@ -214,6 +228,14 @@ impl<S> BigBatchSgdBuilder<S> {
         }
         if let Some(h) = opt.averaging {
             check::positive("average_iterates", h)?;
+        }
+        check::unit_from_zero("interpolate", opt.interpolation)?;
+        if opt.interpolation > 0.0 && opt.averaging.is_none() {
+            return Err(Error::invalid(
+                "interpolate",
+                opt.interpolation,
+                "0 without average_iterates: the gradients lie between the iterate and its average",
+            ));
         }
         if opt.test.inner_product.is_some() && opt.batch_mode != BatchMode::Fresh {
             return Err(Error::invalid(

@@ -276,6 +276,10 @@ pub struct BigBatchSgd<S = Lbfgs> {
     /// The horizon of the average of the iterates, in epochs (samples on a stream).
     #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) averaging: Option<f64>,
+    /// The interpolation β of gradients between the fast iterate and the average (with
+    /// `averaging`); 0 evaluates them at the iterate that the steps move.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) interpolation: f64,
     pub(crate) step: S,
 }
 
@@ -311,6 +315,10 @@ impl<S> BigBatchSgd<S> {
     /// The horizon of the average of the iterates, if they are averaged.
     pub fn averaging(&self) -> Option<f64> {
         self.averaging
+    }
+    /// The interpolation of the gradients' point between the fast iterate and the average.
+    pub fn interpolation(&self) -> f64 {
+        self.interpolation
     }
     /// The schedule of batch sizes that replaces the test, if any.
     pub fn schedule(&self) -> Option<&BatchSchedule> {

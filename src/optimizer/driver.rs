@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 use ndarray::{Array1, Zip};
 
 use super::Outcome;
+use super::averaging::{interpolate, update_average};
 use super::config::{BatchMode, BigBatchSgd};
 use super::drawing::{Confirmed, Drawn, Grown};
 use super::state::RunState;
@@ -164,14 +165,22 @@ impl<S: StepRule> BigBatchSgd<S> {
         step: Step<F>,
     ) -> Result<Outcome<F>> {
         let (n_total, it) = (run.n_samples, run.iteration);
+        let interpolated = self.averaging.filter(|_| self.interpolation > 0.0);
+        let from = match (interpolated, &run.fast) {
+            (Some(_), Some(z)) => z,
+            _ => &run.w,
+        };
         move_to(
             &mut run.work.next,
-            &run.w,
+            from,
             &run.work.direction,
             step.step_size,
         );
         if !crate::kernels::all_finite(&run.work.next) {
             return Err(Error::non_finite("iterate", it));
+        }
+        if let Some(h) = interpolated {
+            interpolate(run, h, self.interpolation);
         }
         let record = IterRecord {
             iteration: it,
@@ -203,7 +212,7 @@ impl<S: StepRule> BigBatchSgd<S> {
             run.eval.adopt(&run.work.next);
             std::mem::swap(&mut run.w, &mut run.work.next);
         }
-        if let Some(h) = self.averaging {
+        if let (Some(h), None) = (self.averaging, interpolated) {
             update_average(run, h, record.batch_size);
         }
         run.iteration += 1;
@@ -223,23 +232,6 @@ fn batch_loss<F: Float, O: Objective<F> + ?Sized>(
     {
         Some(loss) if !loss.is_finite() => Err(Error::non_finite("loss", run.iteration)),
         loss => Ok(loss),
-    }
-}
-
-/// Moves the average of the iterates towards `w` by `1 − exp(−n/(h·N))` for a step on `n`
-/// samples (`h` samples on a stream); the first step's iterate starts it.
-fn update_average<F: Float>(run: &mut RunState<F>, h: f64, n: usize) {
-    let span = if run.n_samples == crate::stream::UNBOUNDED {
-        h
-    } else {
-        h * run.n_samples as f64
-    };
-    let weight = F::from_f64(1.0 - (-(n as f64) / span).exp());
-    match run.average.as_mut() {
-        None => run.average = Some(run.w.clone()),
-        Some(avg) => Zip::from(avg)
-            .and(&run.w)
-            .for_each(|a, &w| *a += weight * (w - *a)),
     }
 }
 

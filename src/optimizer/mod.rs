@@ -4,10 +4,12 @@
 //! - `builder`: its builder, and `presets` the configurations it starts from;
 //! - `state`: the state of a run between iterations;
 //! - `run`: the public entry points (`minimize`, `start`, `iterate`, `resume_with`);
-//! - `driver`: one iteration (draw a batch that passes, stop or step) and the loop around it.
+//! - `driver`: one iteration (draw a batch that passes, stop or step) and the loop around it;
+//! - `averaging`: the average of the iterates and the gradients interpolated towards it.
 
 use crate::report::IterRecord;
 
+mod averaging;
 mod builder;
 mod config;
 mod drawing;

@@ -27,6 +27,7 @@ impl BigBatchSgd {
             stop: StopCriteria::default(),
             schedule: None,
             averaging: None,
+            interpolation: 0.0,
             step: Lbfgs::default(),
         })
     }

@@ -41,6 +41,10 @@ pub struct RunState<F> {
     /// The average of the iterates (with `average_iterates`), once a step was taken.
     #[cfg_attr(feature = "serde", serde(default))]
     pub(crate) average: Option<Array1<F>>,
+    /// The iterate that the steps move, where gradients are evaluated between it and the
+    /// average (with `interpolate`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub(crate) fast: Option<Array1<F>>,
     pub(crate) last_good: Array1<F>,
     #[cfg_attr(feature = "serde", serde(skip))]
     pub(crate) work: Work<F>,
@@ -79,6 +83,7 @@ impl<F: Float> RunState<F> {
             forced_growth: false,
             noise_average: NoiseAverage::default(),
             average: None,
+            fast: None,
             last_good: w.clone(),
             work: Work::default(),
             w,

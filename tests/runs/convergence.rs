@@ -307,3 +307,117 @@ fn the_average_removes_the_noise_a_constant_step_leaves() {
         ));
     }
 }
+
+/// With `interpolate(β)` the steps move a fast iterate `z`, the average follows `z`, and the
+/// gradients are evaluated at `(1 − β) z + β x`: the run agrees with that recursion written out
+/// (full batches and a fixed step, so that every gradient is known), and the report returns
+/// the average.
+fn interpolated_gradients<F: Float>(tol: f64) {
+    let (n, d, h, beta, eta) = (300, 4, 0.5, 0.6, 0.2);
+    let p = ridge::<F>(21, n, d, 1.0, 1e-2);
+    let mut seen: Vec<(Array1<F>, Array1<F>)> = Vec::new();
+    let mut observer = from_fn(|v: &IterView<'_, F>| {
+        seen.push((v.w.clone(), v.average.expect("averaging is on").clone()));
+        ControlFlow::Continue(())
+    });
+    let report = BigBatchSgd::builder()
+        .initial_batch(n)
+        .step(Fixed::new(eta))
+        .average_iterates(h)
+        .interpolate(beta)
+        .tolerance(0.0)
+        .max_iterations(25)
+        .build()
+        .unwrap()
+        .minimize_with(&p, Array1::zeros(d), &mut observer)
+        .unwrap();
+    assert_eq!(seen.len(), 25);
+    // The recursion in f64 from the model's per-sample gradients.
+    let weight = 1.0 - (-1.0 / h).exp();
+    let (mut z, mut y) = (vec![0.0; d], vec![0.0; d]);
+    let mut x: Option<Vec<f64>> = None;
+    let mut grad = Array1::<F>::zeros(d);
+    for (k, (w, avg)) in seen.iter().enumerate() {
+        let yf = Array1::from_iter(y.iter().map(|&v| F::from_f64(v)));
+        let mut g = vec![0.0; d];
+        for i in 0..n {
+            p.sample_gradient(&yf, i, &mut grad);
+            for (gj, &v) in g.iter_mut().zip(&grad) {
+                *gj += v.as_f64() / n as f64;
+            }
+        }
+        for (zj, gj) in z.iter_mut().zip(&g) {
+            *zj -= eta * gj;
+        }
+        let xs = match x.take() {
+            None => z.clone(),
+            Some(a) => a
+                .iter()
+                .zip(&z)
+                .map(|(a, z)| a + weight * (z - a))
+                .collect(),
+        };
+        y = z
+            .iter()
+            .zip(&xs)
+            .map(|(z, a)| (1.0 - beta) * z + beta * a)
+            .collect();
+        let scale = 1.0 + y.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for j in 0..d {
+            assert!(
+                (w[j].as_f64() - y[j]).abs() <= tol * scale
+                    && (avg[j].as_f64() - xs[j]).abs() <= tol * scale,
+                "iteration {k}, coordinate {j}: point {} against {}, average {} against {}",
+                w[j],
+                y[j],
+                avg[j],
+                xs[j]
+            );
+        }
+        x = Some(xs);
+    }
+    assert_eq!(
+        &report.w,
+        &seen.last().unwrap().1,
+        "the report returns the average"
+    );
+    assert_eq!(report.last_iterate.as_ref(), Some(&seen.last().unwrap().0));
+}
+
+#[test]
+fn interpolated_gradients_f64_and_f32() {
+    interpolated_gradients::<f64>(1e-10);
+    interpolated_gradients::<f32>(1e-4);
+}
+
+#[test]
+fn interpolation_needs_an_average_and_a_fraction() {
+    for bad in [-0.1, 1.0, f64::NAN] {
+        let err = BigBatchSgd::builder()
+            .average_iterates(1.0)
+            .interpolate(bad)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidParameter {
+                    name: "interpolate",
+                    ..
+                }
+            ),
+            "{bad}: {err}"
+        );
+    }
+    let err = BigBatchSgd::builder().interpolate(0.5).build().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidParameter {
+                name: "interpolate",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

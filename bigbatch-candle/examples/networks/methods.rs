@@ -40,6 +40,7 @@ pub(crate) fn run_method(
     let mut rule = "";
     let (mut theta, mut batch, mut lr, mut eval) = (None, None, None, Eval::OnePass);
     let (mut unbiased, mut gain, mut smoothing) = (false, None, None);
+    let (mut interpolation, mut horizon) = (None, None);
     for m in parts {
         let Some((key, value)) = m.split_once('=') else {
             if m == "unbiased" {
@@ -59,8 +60,10 @@ pub(crate) fn run_method(
             "groups" => eval = Eval::Groups(Groups::Count(v as usize)),
             "gain" => gain = Some(v),
             "smooth" => smoothing = Some(v),
+            "interp" => interpolation = Some(v),
+            "avg" => horizon = Some(v),
             _ => {
-                let known = "theta, batch, lr, groups, gain, smooth";
+                let known = "theta, batch, lr, groups, gain, smooth, interp, avg";
                 return Err(format!("unknown modifier {key} ({known})").into());
             }
         }
@@ -84,6 +87,14 @@ pub(crate) fn run_method(
     let b = if unbiased { b.unbiased_signal(true) } else { b };
     let b = match smoothing {
         Some(beta) => b.smoothing(beta),
+        None => b,
+    };
+    let b = match horizon {
+        Some(h) => b.average_iterates(h),
+        None => b,
+    };
+    let b = match interpolation {
+        Some(beta) => b.interpolate(beta),
         None => b,
     };
     if gain.is_some() && !matches!(rule, "adadelta" | "adam" | "scaled") {
