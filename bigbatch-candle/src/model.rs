@@ -12,7 +12,7 @@ use crate::{Error, check};
 
 /// The group count of the network preset's micro-batches
 /// ([`BigBatchSgd::network`](bigbatch::BigBatchSgd::network) with
-/// [`CandleModel::micro_batched`]): 8 groups, of 4 samples in the preset's first batch of 32,
+/// [`CandleModel::micro_batched`]): 8 groups, of single samples in the preset's first batch of 8,
 /// chosen on the comparison's networks (the crate's README). A network that
 /// [`OnePass`](crate::OnePass) covers needs no groups.
 pub const NETWORK_GROUPS: Groups = Groups::Count(8);

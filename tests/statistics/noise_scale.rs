@@ -235,8 +235,9 @@ fn the_network_preset_grows_its_batch<F: Float>() {
         .minimize_with(&p, Array1::zeros(5), &mut h)
         .unwrap();
     let sizes: Vec<usize> = h.records().iter().map(|r| r.batch_size).collect();
-    assert_eq!(sizes[0], 32);
-    assert!(*sizes.last().unwrap() >= 8 * 32, "{report}");
+    let first = BigBatchSgd::network().build().unwrap().initial_batch();
+    assert_eq!(sizes[0], first);
+    assert!(*sizes.last().unwrap() >= 8 * first, "{report}");
     assert!(sizes[sizes.len() / 10] < 20_000, "{report}");
     let optimum = p.optimum();
     let err = max_abs_diff(&report.w, &optimum) / optimum.mapv(f64::abs).sum();

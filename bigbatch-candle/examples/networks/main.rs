@@ -10,13 +10,15 @@
 //! cargo run --release -p bigbatch-candle --example networks -- --task T --timing REPS
 //! ```
 //!
-//! A big-batch method is `preset` (`BigBatchSgd::network()`: fresh batches from 32 samples,
-//! the unbiased test at θ = 2 on averaged estimates, Adadelta steps scaled by the square root
-//! of the gain ratio), `preset+RULE` (the same batches with the rule `adadelta` (unscaled),
+//! A big-batch method is `preset` (`BigBatchSgd::network()`: fresh batches from 8 samples,
+//! the unbiased test at θ = 1.4 on averaged estimates, Adadelta steps scaled by the square
+//! root of the gain ratio, gradients between the iterate and its average), `preset+RULE` (the same batches with the rule `adadelta` (unscaled),
 //! `armijo` (the paper's: enlarged only when the batch grows), `lbfgs`, `adam` or `momentum` at
 //! its defaults), `default` (`BigBatchSgd::builder()`: L-BFGS on a persistent batch, θ = 1) or `paper` (`BigBatchSgd::paper()`), each evaluated in one pass with per-sample
 //! gradient norms (`CandleModel::one_pass`); modifiers `+theta=T`, `+batch=K`, `+lr=A` (the
-//! rule's step size), `+smooth=B` (the test's averaging β) change a setting, `+unbiased` tests
+//! rule's step size), `+smooth=B` (the test's averaging β), `+avg=H` (the horizon of the
+//! averaged iterates, epochs), `+interp=B` (the gradients' interpolation towards the average)
+//! change a setting, `+unbiased` tests
 //! against the unbiased signal (`unbiased_signal(true)`), `+gain=P` scales the steps of
 //! Adadelta or Adam by the gain ratio of the batch to the power P (`GainScaled`; `+gain` is
 //! P = 1; on the preset's own rule it sets the power), and `+groups=G` evaluates in G

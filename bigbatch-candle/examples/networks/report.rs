@@ -133,15 +133,20 @@ pub(crate) fn targets(methods: &BTreeMap<String, Curves>) {
             }
         }
     }
-    // Growth: the smallest final batch over the first, and the steps against batches of 32.
+    // Growth: the smallest final batch over the preset's first, and the steps against batches of 32.
     let ends: Vec<&Line> = preset.values().filter_map(|r| at(r, 20.0)).collect();
     let reference = baselines
         .iter()
         .filter_map(|r| at(r, 20.0))
         .filter(|l| l.batch == 32)
         .find_map(|l| l.steps);
+    // The first batch is the preset's own, as it is configured now.
+    let first = BigBatchSgd::network()
+        .build()
+        .map_or(BATCH, |o| o.initial_batch());
     if let Some(smallest) = ends.iter().map(|l| l.batch).min() {
-        print!("; final batch ≥ {:.1}× the first", smallest as f64 / 32.0);
+        let ratio = smallest as f64 / first as f64;
+        print!("; final batch ≥ {ratio:.1}× the first ({first})");
     }
     let most = ends.iter().filter_map(|l| l.steps).max();
     if let (Some(k), Some(r)) = (most, reference) {
