@@ -112,7 +112,8 @@ pub struct Report<F> {
     /// in `loss_evals`).
     pub loss: F,
     /// With [`average_iterates`](crate::BigBatchSgdBuilder::average_iterates), the last
-    /// iterate, which `w` averages; `None` without.
+    /// iterate, which `w` averages (with [`interpolate`](crate::BigBatchSgdBuilder::interpolate),
+    /// the last point of the gradients); `None` without.
     pub last_iterate: Option<Array1<F>>,
     /// The number of steps taken.
     pub iterations: usize,

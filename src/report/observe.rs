@@ -14,7 +14,9 @@ use crate::report::IterRecord;
 pub struct IterView<'a, F> {
     /// The record of the iteration.
     pub record: &'a IterRecord<F>,
-    /// The iterate after the step.
+    /// The iterate after the step: with
+    /// [`interpolate`](crate::BigBatchSgdBuilder::interpolate), the point of the next
+    /// gradients, between the iterate the steps move and the average.
     pub w: &'a Array1<F>,
     /// The indices of the batch the step was computed on.
     pub batch: &'a [usize],
