@@ -84,7 +84,10 @@ impl<S> BigBatchSgdBuilder<S> {
     /// [`average_iterates`](Self::average_iterates) in place of their uniform one. A step
     /// computed at `y` moves `z`; `y` is the point observers see as `w` and the report as
     /// `last_iterate`, and the report returns `x`. β in [0, 1), and above 0 only with
-    /// averaged iterates; default 0, where the gradients are evaluated at `z` itself.
+    /// averaged iterates; default 0, where the gradients are evaluated at `z` itself. It suits
+    /// rules that set a direction and its length ([`Adadelta`](crate::Adadelta),
+    /// [`Adam`](crate::Adam), [`Fixed`](crate::Fixed)): a line search tests its trial points
+    /// from `y`, while the step moves `z`, so the accepted decrease is not the one taken.
     pub fn interpolate(mut self, beta: f64) -> Self {
         self.inner.interpolation = beta;
         self
