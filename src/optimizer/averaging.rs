@@ -9,26 +9,23 @@ use crate::float::Float;
 /// Moves the average of the iterates towards `w` by `1 − exp(−n/(h·N))` for a step on `n`
 /// samples (`h` samples on a stream); the first step's iterate starts it.
 pub(super) fn update_average<F: Float>(run: &mut RunState<F>, h: f64, n: usize) {
-    let w = std::mem::replace(&mut run.w, Array1::from_vec(Vec::new()));
-    let avg = average_towards(run.average.take(), &w, run, h, n);
-    run.w = w;
-    run.average = Some(avg);
+    let weight = weight(run, h, n);
+    run.average = Some(towards(run.average.take(), &run.w, weight));
 }
 
-/// `average` moved towards `w` by `1 − exp(−n/(h·N))`, or `w` itself when there is none yet.
-fn average_towards<F: Float>(
-    average: Option<Array1<F>>,
-    w: &Array1<F>,
-    run: &RunState<F>,
-    h: f64,
-    n: usize,
-) -> Array1<F> {
+/// The weight `1 − exp(−n/(h·N))` of a step on `n` samples in an average over `h` epochs
+/// (`h` samples on a stream).
+fn weight<F: Float>(run: &RunState<F>, h: f64, n: usize) -> F {
     let span = if run.n_samples == crate::stream::UNBOUNDED {
         h
     } else {
         h * run.n_samples as f64
     };
-    let weight = F::from_f64(1.0 - (-(n as f64) / span).exp());
+    F::from_f64(1.0 - (-(n as f64) / span).exp())
+}
+
+/// `average` moved towards `w` by `weight`, or `w` itself when there is none yet.
+fn towards<F: Float>(average: Option<Array1<F>>, w: &Array1<F>, weight: F) -> Array1<F> {
     match average {
         None => w.clone(),
         Some(mut avg) => {
@@ -50,7 +47,7 @@ pub(super) fn interpolate<F: Float>(run: &mut RunState<F>, h: f64, beta: f64) {
         }
         None => run.work.next.clone(),
     };
-    let x = average_towards(run.average.take(), &z, run, h, run.batch_size);
+    let x = towards(run.average.take(), &z, weight(run, h, run.batch_size));
     let beta = F::from_f64(beta);
     Zip::from(&mut run.work.next)
         .and(&x)
